@@ -1,0 +1,203 @@
+"""Wires the parts into a running node: index, stores, ingest, the AE and its handlers.
+
+Why a class that only wires: like Orthanc's ``ServerContext`` without the bulk, it owns the
+objects that live as long as the process and hands typed dependencies to the handlers
+(``(evt.EVT_*, handler, [ctx])``); no handler reaches for a global.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.presentation import DEFAULT_TRANSFER_SYNTAXES
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from config.model import Settings
+from node import IMPLEMENTATION_VERSION_NAME
+from node.association import make_request_handler
+from node.net import enable_tcp_nodelay
+from node.services.context import NodeContext
+from node.services.echo import handle_echo
+from node.services.find import handle_find
+from node.services.get import handle_get
+from node.services.move import handle_move
+from node.services.store import handle_store
+from storage.db import create_index_engine
+from storage.files import FileStore
+from storage.index import Index
+from storage.ingest import IMPLEMENTATION_CLASS_UID, Ingestor
+from storage.migrate import upgrade
+
+logger = logging.getLogger(__name__)
+
+QR_CONTEXTS = (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+
+
+def open_storage(settings: Settings) -> tuple[Index, dict[str, FileStore]]:
+    """Open (and upgrade) the index and one file store per AETable entry."""
+    engine = create_index_engine(settings.resolved_database_url())
+    upgrade(engine)
+    stores = {entry.title: FileStore(entry.storage_area) for entry in settings.ae_table}
+    return Index(engine), stores
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """Server-side TLS (TLS 1.2+) when a certificate is configured."""
+    if not settings.tls_certificate:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.tls_certificate, settings.tls_private_key)
+    if settings.tls_ca_certificate:
+        context.load_verify_locations(settings.tls_ca_certificate)
+    if settings.tls_require_peer_certificate:
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class Node:
+    """A running DICOM node: one listener serving every AE title of the AETable."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        notify: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        if not settings.ae_table:
+            raise ValueError("the configuration has no AETable entry: nothing to serve")
+        self.settings = settings
+        self.index, self.stores = open_storage(settings)
+        for store in self.stores.values():
+            store.sweep_temp()
+        self.context = NodeContext(
+            settings=settings,
+            index=self.index,
+            ingestor=Ingestor(self.index, self.stores),
+            stores=self.stores,
+        )
+        if notify is not None:
+            self.context.notify = notify
+        self.ae = self._build_ae()
+        self.server: ThreadedAssociationServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _build_ae(self) -> AE:
+        enable_tcp_nodelay()
+        # Promiscuous storage (storescp -pm): accept private and unknown SOP classes.
+        _config.UNRESTRICTED_STORAGE_SERVICE = True
+        _config.LOG_HANDLER_LEVEL = "none"
+        settings = self.settings
+        ae = AE(ae_title=settings.ae_table[0].title)
+        ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
+        ae.implementation_version_name = IMPLEMENTATION_VERSION_NAME
+        ae.maximum_associations = settings.max_associations
+        ae.maximum_pdu_size = settings.max_pdu_size
+        ae.acse_timeout = settings.acse_timeout
+        ae.dimse_timeout = settings.dimse_timeout
+        ae.network_timeout = settings.network_timeout
+        ae.add_supported_context(Verification, DEFAULT_TRANSFER_SYNTAXES)
+        for sop_class in QR_CONTEXTS:
+            ae.add_supported_context(sop_class, DEFAULT_TRANSFER_SYNTAXES)
+        # C-MOVE sub-associations propose the contexts each move needs; this is a fallback.
+        ae.requested_contexts = []
+        return ae
+
+    def handlers(self) -> list[Any]:
+        ctx = self.context
+        return [
+            (evt.EVT_C_ECHO, handle_echo, [ctx]),
+            (evt.EVT_C_STORE, handle_store, [ctx]),
+            (evt.EVT_C_FIND, handle_find, [ctx]),
+            (evt.EVT_C_MOVE, handle_move, [ctx]),
+            (evt.EVT_C_GET, handle_get, [ctx]),
+            (evt.EVT_ESTABLISHED, _log_established),
+            (evt.EVT_RELEASED, _log_closed),
+            (evt.EVT_ABORTED, _log_closed),
+        ]
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        """Bind the listening socket and serve in a background thread."""
+        settings = self.settings
+        self.server = ThreadedAssociationServer(
+            self.ae,
+            (settings.bind_address, settings.network_tcp_port),
+            self.settings.ae_table[0].title,
+            self.ae.supported_contexts,
+            ssl_context=tls_context(settings),
+            evt_handlers=self.handlers(),
+            request_handler=make_request_handler(settings),
+        )
+        self.server.daemon_threads = True
+        self.ae._servers.append(self.server)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, name="dicom-listener", daemon=True
+        )
+        self._thread.start()
+        titles = ", ".join(entry.title for entry in settings.ae_table)
+        logger.info("listening on %s:%d for %s", settings.bind_address, self.port, titles)
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop accepting, let running associations finish (bounded), then abort them."""
+        if self.server is None:
+            return
+        grace = self.settings.shutdown_grace if grace is None else grace
+        self.server.shutdown()
+        deadline = time.monotonic() + grace
+        while self.ae.active_associations and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for assoc in self.ae.active_associations:
+            logger.warning("aborting association %s at shutdown", assoc.name)
+            assoc.abort()
+        self.server.server_close()
+        if self.server in self.ae._servers:
+            self.ae._servers.remove(self.server)
+        self.server = None
+        self.index.engine.dispose()
+
+
+def _log_established(event: evt.Event) -> None:
+    assoc = event.assoc
+    logger.info(
+        "[%s] association from %s@%s:%s to %s accepted",
+        assoc.name,
+        assoc.requestor.ae_title.strip(),
+        assoc.requestor.address,
+        assoc.requestor.port,
+        assoc.acceptor.ae_title.strip(),
+    )
+
+
+def _log_closed(event: evt.Event) -> None:
+    assoc = event.assoc
+    how = "released" if event.event is evt.EVT_RELEASED else "aborted"
+    logger.info("[%s] association with %s %s", assoc.name, assoc.requestor.ae_title.strip(), how)
+
+
+__all__ = ["Node", "open_storage"]

@@ -1,0 +1,1 @@
+"""``node-ctl``: SCU operations, offline tools and admin of a running node."""

@@ -1,0 +1,148 @@
+"""From a parsed instance header to what the index keeps: level columns and level attributes.
+
+Why: the index never sees file bytes (Orthanc's ``ServerIndex`` gets a tag summary, too).
+Each level (patient, study, series, instance) keeps its indexed columns plus the rest of
+its top-level attributes as DICOM JSON (decoded to Unicode, so a query in any character set
+can match them).  Which attribute belongs to which level comes from the standard's modules
+(``storage/data/levels.json``: Patient / General Study / Patient Study / General Series /
+General Equipment / Frame of Reference ...); everything else is instance level.
+
+Bulk values (pixel data, large binary values, long sequences such as per-frame functional
+groups) are left in the file: the index keeps what a query can match or return.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.tag import Tag
+
+from storage.uids import is_valid_uid
+
+LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+_BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
+_MAX_BINARY = 256
+_MAX_SEQUENCE_ITEMS = 32
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+
+
+class HeaderError(ValueError):
+    """The dataset lacks what an instance needs to be indexed (its UIDs, mostly)."""
+
+
+@cache
+def level_keywords() -> dict[str, frozenset[str]]:
+    """Keyword sets of the PATIENT, STUDY and SERIES levels (IMAGE is everything else)."""
+    raw = json.loads(resources.files("storage").joinpath("data/levels.json").read_text())
+    return {level: frozenset(raw[level]) for level in ("PATIENT", "STUDY", "SERIES")}
+
+
+@cache
+def level_of_keyword(keyword: str) -> str:
+    for level, keywords in level_keywords().items():
+        if keyword in keywords:
+            return level
+    return "IMAGE"
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+@dataclass
+class InstanceRecord:
+    """Everything the index stores about one instance (columns + attributes per level)."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    patient: dict[str, str] = field(default_factory=dict)
+    study: dict[str, str] = field(default_factory=dict)
+    series: dict[str, str] = field(default_factory=dict)
+    instance: dict[str, str] = field(default_factory=dict)
+    attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def element_json(elem: DataElement) -> dict[str, Any] | None:
+    """DICOM JSON of one element, or None when it is bulk that the index does not keep."""
+    if elem.tag in _PIXEL_TAGS:
+        return None
+    if elem.VR in _BINARY_VRS:
+        if elem.value is not None and len(elem.value) > _MAX_BINARY:
+            return None
+    if elem.VR == "SQ" and len(elem.value) > _MAX_SEQUENCE_ITEMS:
+        return None
+    try:
+        return elem.to_json_dict(bulk_data_element_handler=None, bulk_data_threshold=_MAX_BINARY)
+    except Exception:  # noqa: BLE001 - an undecodable value is simply not indexed
+        return None
+
+
+def extract(ds: Dataset, transfer_syntax_uid: str) -> InstanceRecord:
+    """Build the index record of ``ds`` (a header read with ``stop_before_pixels``).
+
+    Raises ``HeaderError`` when a UID the index needs is missing or invalid.
+    """
+    uids = {}
+    for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
+        value = _text(ds, keyword)
+        if not value:
+            raise HeaderError(f"{keyword} missing")
+        if not is_valid_uid(value):
+            raise HeaderError(f"{keyword} is not a valid UID")
+        uids[keyword] = value
+    record = InstanceRecord(
+        sop_instance_uid=uids["SOPInstanceUID"],
+        sop_class_uid=uids["SOPClassUID"],
+        study_instance_uid=uids["StudyInstanceUID"],
+        series_instance_uid=uids["SeriesInstanceUID"],
+        transfer_syntax_uid=transfer_syntax_uid,
+    )
+    name = _text(ds, "PatientName")
+    record.patient = {
+        "patient_id": _text(ds, "PatientID"),
+        "issuer_of_patient_id": _text(ds, "IssuerOfPatientID"),
+        "patient_name": name,
+        "patient_name_key": name.upper(),
+        "patient_birth_date": _text(ds, "PatientBirthDate")[:8],
+        "patient_sex": _text(ds, "PatientSex")[:16],
+    }
+    record.study = {
+        "study_date": _text(ds, "StudyDate")[:8],
+        "study_time": _text(ds, "StudyTime")[:16],
+        "accession_number": _text(ds, "AccessionNumber"),
+        "study_id": _text(ds, "StudyID")[:16],
+        "referring_physician_name": _text(ds, "ReferringPhysicianName"),
+        "study_description": _text(ds, "StudyDescription")[:64],
+    }
+    record.series = {
+        "modality": _text(ds, "Modality")[:16],
+        "series_number": _text(ds, "SeriesNumber")[:12],
+        "series_date": _text(ds, "SeriesDate")[:8],
+        "series_description": _text(ds, "SeriesDescription")[:64],
+    }
+    record.instance = {"instance_number": _text(ds, "InstanceNumber")[:12]}
+    attrs: dict[str, dict[str, Any]] = {level: {} for level in LEVELS}
+    for elem in ds:
+        if elem.tag.group in (0x0002,) or elem.tag.is_private or elem.tag.element == 0:
+            continue
+        as_json = element_json(elem)
+        if as_json is None:
+            continue
+        level = level_of_keyword(elem.keyword) if elem.keyword else "IMAGE"
+        attrs[level][f"{int(Tag(elem.tag)):08X}"] = as_json
+    record.attrs = attrs
+    return record

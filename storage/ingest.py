@@ -1,0 +1,184 @@
+"""The only ingest path: parse the header, write the file durably, index it, or leave nothing.
+
+Order (ARCHITECTURE.md "Ingest"): header parsed from the received bytes (no pixel decode) ->
+file written to a temp file, fsynced, renamed into place -> index updated in one transaction
+-> only then may the caller answer Success.  If the index step fails the file is removed, so
+nothing unacknowledged stays half-stored.
+
+The bytes are stored exactly as received: our file meta (with the calling AE as
+SourceApplicationEntityTitle) followed by the dataset as the peer encoded it.
+
+Exceptions::
+
+    IngestError
+     ├── UnreadableDatasetError   the bytes do not parse as a dataset        (C-STORE 0xC000)
+     ├── DatasetMismatchError     UIDs missing/invalid, or not the command's (C-STORE 0xA900)
+     ├── OutOfResourcesError      disk full, quota, index down              (C-STORE 0xA700)
+     └── NotAuthorizedError       the storage area is read-only             (C-STORE 0x0124)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from io import BytesIO
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
+
+from config.model import AEEntry
+from storage.files import FileStore, InvalidUIDError, OutOfSpaceError, StoreError
+from storage.header import HeaderError, extract
+from storage.index import Index, QuotaExceededError
+
+logger = logging.getLogger(__name__)
+
+IMPLEMENTATION_CLASS_UID = UID("1.2.826.0.1.3680043.10.1471.1")
+IMPLEMENTATION_VERSION_NAME = "DICOM_NODE_010"
+
+
+class IngestError(Exception):
+    """An instance could not be stored; nothing of it is kept."""
+
+
+class UnreadableDatasetError(IngestError):
+    """The received bytes cannot be parsed as a dataset."""
+
+
+class DatasetMismatchError(IngestError):
+    """The dataset lacks its UIDs, has invalid ones, or does not match the request."""
+
+
+class OutOfResourcesError(IngestError):
+    """No room to store it (disk full, quota) or the index cannot take it now."""
+
+
+class NotAuthorizedError(IngestError):
+    """The AE's storage area does not accept storage (access ``R``)."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    path: str
+    size: int
+    replaced: bool
+
+
+def build_file_meta(
+    sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str, source_ae: str
+) -> bytes:
+    """Preamble, prefix and encoded file meta for a received instance."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UID(sop_class_uid)
+    meta.MediaStorageSOPInstanceUID = UID(sop_instance_uid)
+    meta.TransferSyntaxUID = UID(transfer_syntax_uid)
+    meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
+    meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    if source_ae.strip():
+        meta.SourceApplicationEntityTitle = source_ae.strip()
+    buffer = BytesIO()
+    buffer.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(buffer, meta, enforce_standard=True)
+    return buffer.getvalue()
+
+
+class Ingestor:
+    """Stores received instances for the AE titles of the AETable."""
+
+    def __init__(self, index: Index, stores: dict[str, FileStore]) -> None:
+        self.index = index
+        self.stores = stores
+
+    def store(
+        self,
+        ae: AEEntry,
+        dataset: bytes | memoryview,
+        transfer_syntax_uid: str,
+        *,
+        calling_ae_title: str = "",
+        expected_sop_class_uid: str | None = None,
+        expected_sop_instance_uid: str | None = None,
+    ) -> IngestResult:
+        """Store one dataset (encoded in ``transfer_syntax_uid``) for ``ae``."""
+        if not ae.can_store:
+            raise NotAuthorizedError(f"storage area of {ae.title} is read-only")
+        store = self.stores[ae.title]
+        syntax = UID(transfer_syntax_uid)
+        try:
+            header = _read_header(dataset, syntax)
+            record = extract(header, str(syntax))
+        except HeaderError as exc:
+            raise DatasetMismatchError(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on bad bytes
+            raise UnreadableDatasetError(f"cannot parse dataset: {exc}") from exc
+        if expected_sop_instance_uid and record.sop_instance_uid != expected_sop_instance_uid:
+            raise DatasetMismatchError("SOPInstanceUID differs from the C-STORE request")
+        if expected_sop_class_uid and record.sop_class_uid != expected_sop_class_uid:
+            raise DatasetMismatchError("SOPClassUID differs from the C-STORE request")
+
+        meta = build_file_meta(
+            record.sop_class_uid, record.sop_instance_uid, str(syntax), calling_ae_title
+        )
+        try:
+            existing = self.index.instances(ae.title, sop_uids=[record.sop_instance_uid])
+        except Exception as exc:
+            raise OutOfResourcesError(f"index unavailable: {exc}") from exc
+        try:
+            path = store.relative_path(
+                record.study_instance_uid, record.sop_instance_uid, unique=bool(existing)
+            )
+            size = store.put(path, (meta, dataset))
+        except InvalidUIDError as exc:
+            raise DatasetMismatchError(str(exc)) from exc
+        except OutOfSpaceError as exc:
+            raise OutOfResourcesError(str(exc)) from exc
+        except StoreError as exc:
+            raise OutOfResourcesError(str(exc)) from exc
+
+        try:
+            outcome = self.index.record(
+                ae.title, record, path, size, calling_ae_title=calling_ae_title, quota=ae.quota
+            )
+        except QuotaExceededError as exc:
+            store.delete(path)
+            raise OutOfResourcesError(str(exc)) from exc
+        except Exception as exc:
+            store.delete(path)
+            raise OutOfResourcesError(f"index unavailable: {exc}") from exc
+        for stale in outcome.files_to_delete:
+            if stale != path:
+                store.delete(stale)
+        return IngestResult(
+            sop_instance_uid=record.sop_instance_uid,
+            study_instance_uid=record.study_instance_uid,
+            series_instance_uid=record.series_instance_uid,
+            path=path,
+            size=size,
+            replaced=outcome.replaced,
+        )
+
+
+def _read_header(dataset: bytes | memoryview, syntax: UID) -> Dataset:
+    """Parse the dataset (without pixel data) in the negotiated transfer syntax."""
+    from pydicom.filereader import read_dataset
+
+    fp = BytesIO(dataset)
+    if syntax == "1.2.840.10008.1.2.1.99":  # Deflated Explicit VR Little Endian
+        import zlib
+
+        fp = BytesIO(zlib.decompress(bytes(dataset), -zlib.MAX_WBITS))
+        implicit, little = False, True
+    else:
+        implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+    ds = read_dataset(fp, implicit, little, stop_when=_stop_at_pixels)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    return ds
+
+
+def _stop_at_pixels(tag: object, vr: object, length: object) -> bool:
+    return int(tag) >= 0x7FE00008  # type: ignore[call-overload]
