@@ -6,8 +6,8 @@ Layout inside each AE's storage area::
     <area>/.tmp/                      partial writes; swept at start-up
 
 ``h2`` is two hex digits of a hash of the study UID, so that millions of studies never sit
-in one folder.  Paths are built only from valid UIDs (``storage.uids``) and are stored in the
-index relative to the area.
+in one folder.  Paths are built only from valid UIDs (``storage.uids``); any other UID value is
+replaced by a digest (``path_component``).  Paths are stored in the index relative to the area.
 
 A write is: temp file in ``.tmp`` (same filesystem) -> write -> fsync -> rename into place ->
 fsync of the folder.  Only after that may the index record it, and only after the index
@@ -49,6 +49,20 @@ class OutOfSpaceError(StoreError):
     """The filesystem is full (or over its quota)."""
 
 
+def path_component(uid: str) -> str:
+    """A UID as a file name: itself when valid, else ``x`` + a hash of it.
+
+    A valid UID is digits and dots, so it is a safe name; anything else (``../../x``, a
+    hex string from a broken generator) is replaced by a digest that cannot collide with a
+    valid UID, since no valid UID starts with ``x``.
+    """
+    if is_valid_uid(uid):
+        return uid
+    if not uid:
+        raise InvalidUIDError("empty UID")
+    return "x" + hashlib.blake2s(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -71,12 +85,10 @@ class FileStore:
         The suffix is used when an instance replaces one already stored: the new file must
         not overwrite the old one before the index points at it.
         """
-        for uid in (study_uid, sop_uid):
-            if not is_valid_uid(uid):
-                raise InvalidUIDError(f"not a valid UID: {uid!r}")
+        study, sop = path_component(study_uid), path_component(sop_uid)
         h2 = hashlib.blake2s(study_uid.encode(), digest_size=1).hexdigest()
-        name = f"{sop_uid}.{secrets.token_hex(4)}.dcm" if unique else f"{sop_uid}.dcm"
-        return f"{h2}/{study_uid}/{name}"
+        name = f"{sop}.{secrets.token_hex(4)}.dcm" if unique else f"{sop}.dcm"
+        return f"{h2}/{study}/{name}"
 
     def absolute(self, relative: str) -> Path:
         path = (self.area / relative).resolve()

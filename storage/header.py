@@ -23,7 +23,6 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-from storage.uids import is_valid_uid
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
@@ -94,15 +93,18 @@ def element_json(elem: DataElement) -> dict[str, Any] | None:
 def extract(ds: Dataset, transfer_syntax_uid: str) -> InstanceRecord:
     """Build the index record of ``ds`` (a header read with ``stop_before_pixels``).
 
-    Raises ``HeaderError`` when a UID the index needs is missing or invalid.
+    Raises ``HeaderError`` when a UID the index needs is missing or not a UID at all.  A
+    UID that breaks the syntax rules in a minor way (a leading zero, letters from a broken
+    generator) is kept as sent, as DCMTK and Orthanc keep it: the file store never uses such
+    a value as a path (``storage.files``).
     """
     uids = {}
     for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        value = _text(ds, keyword)
+        value = _text(ds, keyword).rstrip("\0 ")
         if not value:
             raise HeaderError(f"{keyword} missing")
-        if not is_valid_uid(value):
-            raise HeaderError(f"{keyword} is not a valid UID")
+        if len(value) > 64 or not value.isprintable():
+            raise HeaderError(f"{keyword} is not a UID (longer than 64 or unprintable)")
         uids[keyword] = value
     record = InstanceRecord(
         sop_instance_uid=uids["SOPInstanceUID"],

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import shutil
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+
+from storage.db import normalise_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +112,35 @@ def _free_port() -> int:
 @pytest.fixture
 def free_port() -> Callable[[], int]:
     return _free_port
+
+
+POSTGRES_URL = os.environ.get("NODE_TEST_POSTGRES_URL")
+
+
+def postgres_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards.
+
+    Runs when ``NODE_TEST_POSTGRES_URL`` is set (``.ci/run`` sets it to the machine's
+    server); in CI a missing URL is a failure, elsewhere a skip.
+    """
+    if not POSTGRES_URL:
+        if os.environ.get("CI"):
+            pytest.fail("NODE_TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests")
+        pytest.skip("PostgreSQL tests need NODE_TEST_POSTGRES_URL")
+    base = normalise_url(POSTGRES_URL)
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from postgres_schema_url()

@@ -47,6 +47,7 @@ def handle_move(event: Event, ctx: NodeContext) -> Iterator[Any]:
 
     def _capture(sub_event: Event) -> None:
         accepted["contexts"] = sub_event.assoc.accepted_contexts
+        retrieve.send_stored_files(sub_event.assoc)
 
     instances = selection.instances
     log.info(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -19,6 +20,8 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+from pynetdicom import _config
+from pynetdicom.association import Association
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext, build_context
 
@@ -92,16 +95,55 @@ def proposed_contexts(instances: list[StoredInstance]) -> list[PresentationConte
     return contexts
 
 
+class StoredFile(Dataset):
+    """Stands for a stored file that goes out byte for byte (see ``send_stored_files``).
+
+    pynetdicom's C-MOVE/C-GET loops want a ``Dataset`` per sub-operation and re-encode it,
+    which drops group lengths and other bytes; this one carries only the UIDs (so the loops
+    can count and report it) and the path whose dataset bytes are streamed as stored.
+    """
+
+    source_path: str
+
+    @classmethod
+    def of(cls, path: str, instance: StoredInstance) -> StoredFile:
+        ds = cls()
+        ds.SOPClassUID = instance.sop_class_uid
+        ds.SOPInstanceUID = instance.sop_instance_uid
+        object.__setattr__(ds, "source_path", path)
+        return ds
+
+
+def send_stored_files(assoc: Association) -> None:
+    """Make ``assoc.send_c_store`` stream ``StoredFile`` placeholders from their file.
+
+    Installed per association (the C-GET association, or a C-MOVE sub-association), so
+    nothing else in the process changes.  Streaming needs pynetdicom's chunked sending,
+    which only changes how a *path* is sent, so turning it on globally is harmless.
+    """
+    _config.STORE_SEND_CHUNKED_DATASET = True
+    original = assoc.send_c_store
+
+    def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
+        if isinstance(dataset, StoredFile):
+            return original(dataset.source_path, *args, **kwargs)
+        return original(dataset, *args, **kwargs)
+
+    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
+
+
 def dataset_for(
     path: str, instance: StoredInstance, accepted: list[PresentationContext]
 ) -> Dataset:
-    """The dataset to send over ``accepted`` contexts (raw elements, or decompressed)."""
+    """What to send over ``accepted`` contexts: the file as stored, or decompressed."""
     ours = [cx for cx in accepted if cx.abstract_syntax == instance.sop_class_uid]
     syntaxes = {UID(cx.transfer_syntax[0]) for cx in ours}
     stored = UID(instance.transfer_syntax_uid)
+    if stored in syntaxes:
+        return StoredFile.of(path, instance)
     ds = dcmread(path)
-    if stored in syntaxes or (stored in UNCOMPRESSED and syntaxes & set(UNCOMPRESSED)):
-        return ds
+    if stored in UNCOMPRESSED and syntaxes & set(UNCOMPRESSED):
+        return ds  # pynetdicom converts between the uncompressed syntaxes
     if syntaxes & set(UNCOMPRESSED) and stored.is_compressed:
         try:
             ds.decompress()
