@@ -23,7 +23,6 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
-
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 _MAX_BINARY = 256

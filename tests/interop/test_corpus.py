@@ -28,8 +28,10 @@ def _has_uids(path: Path) -> str | None:
     """The SOP Instance UID when the file parses and has the four UIDs, else None."""
     try:
         ds = dcmread(path, stop_before_pixels=True)
-        uids = [str(ds.get(k, "") or "").strip() for k in
-                ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")]
+        uids = [
+            str(ds.get(k, "") or "").strip()
+            for k in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
+        ]
     except Exception:  # noqa: BLE001 - broken files are part of the corpus
         return None
     return uids[0] if all(uids) else None
@@ -50,9 +52,22 @@ def test_whole_corpus_stored_and_retrieved(
     for syntax, paths in groups.items():
         files = [str(corpus_dir / p) for p in paths]
         proc = subprocess.run(
-            [storescu, "-aec", "NODE", "-R", "-nh", STORESCU_FLAG[syntax], "127.0.0.1",
-             str(node.port), *files],
-            capture_output=True, text=True, env=PEER_ENV, timeout=600, errors="replace",
+            [
+                storescu,
+                "-aec",
+                "NODE",
+                "-R",
+                "-nh",
+                STORESCU_FLAG[syntax],
+                "127.0.0.1",
+                str(node.port),
+                *files,
+            ],
+            capture_output=True,
+            text=True,
+            env=PEER_ENV,
+            timeout=600,
+            errors="replace",
         )
         # storescu names the files it could not send ("Store Failed, file: ...", "unknown
         # storage SOP class in file: ...", "missing SOP class (or instance) in file: ...")
@@ -75,7 +90,9 @@ def test_whole_corpus_stored_and_retrieved(
     def on_store(event: evt.Event) -> int:
         ds = event.dataset
         received[str(ds.SOPInstanceUID).rstrip("\0 ")] = (
-            event.encoded_dataset(include_meta=False), str(event.context.transfer_syntax))
+            event.encoded_dataset(include_meta=False),
+            str(event.context.transfer_syntax),
+        )
         return 0x0000
 
     ae = AE(ae_title="GETSCU")
@@ -84,8 +101,14 @@ def test_whole_corpus_stored_and_retrieved(
     for sop_class, syntax in pairs:
         ae.add_requested_context(sop_class, [syntax])
     roles = [build_role(sop_class, scp_role=True) for sop_class in {p[0] for p in pairs}]
-    assoc = ae.associate("127.0.0.1", node.port, ae_title="NODE", ext_neg=roles,
-                         evt_handlers=[(evt.EVT_C_STORE, on_store)], max_pdu=65536)
+    assoc = ae.associate(
+        "127.0.0.1",
+        node.port,
+        ae_title="NODE",
+        ext_neg=roles,
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+        max_pdu=65536,
+    )
     assert assoc.is_established
     failures = 0
     for study_uid in sorted({i.study_instance_uid for i in stored.values()}):
