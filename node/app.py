@@ -89,8 +89,8 @@ class Node:
             raise ValueError("the configuration has no AETable entry: nothing to serve")
         self.settings = settings
         self.index, self.stores = open_storage(settings)
-        for store in self.stores.values():
-            store.sweep_temp()
+        for title, store in self.stores.items():
+            store.recover(lambda path, title=title: self.index.has_path(title, path))
         self.context = NodeContext(
             settings=settings,
             index=self.index,

@@ -3,15 +3,16 @@
 Layout inside each AE's storage area::
 
     <area>/<h2>/<StudyInstanceUID>/<SOPInstanceUID>.dcm
-    <area>/.tmp/                      partial writes; swept at start-up
+    <area>/.tmp/                      writes not yet indexed; recovered at start-up
 
 ``h2`` is two hex digits of a hash of the study UID, so that millions of studies never sit
 in one folder.  Paths are built only from valid UIDs (``storage.uids``); any other UID value is
 replaced by a digest (``path_component``).  Paths are stored in the index relative to the area.
 
-A write is: temp file in ``.tmp`` (same filesystem) -> write -> fsync -> rename into place ->
-fsync of the folder.  Only after that may the index record it, and only after the index
-commit may the node answer Success.
+A write is: temp file in ``.tmp`` (same filesystem, its name encoding the final path) ->
+write -> fsync -> hard link into place -> fsync of the folder -> index commit -> temp name
+removed.  Only after the index commit may the node answer Success; the temp name is the
+marker that lets ``recover()`` tell, after a crash, an unindexed file from an indexed one.
 
 Exceptions::
 
@@ -22,12 +23,14 @@ Exceptions::
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import logging
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from storage.uids import is_valid_uid
@@ -63,6 +66,37 @@ def path_component(uid: str) -> str:
     return "x" + hashlib.blake2s(uid.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
+@dataclass
+class PendingWrite:
+    """A file durable at its final path, not yet recorded by the index."""
+
+    store: FileStore
+    relative: str
+    marker: Path
+    size: int
+
+    def done(self) -> None:
+        """The index recorded the file: drop the marker (no fsync needed: see recover)."""
+        self.marker.unlink(missing_ok=True)
+
+    def abort(self) -> None:
+        """The index did not record the file: remove it and the marker."""
+        self.store.delete(self.relative)
+        self.marker.unlink(missing_ok=True)
+
+
+def _encode_marker(relative: str) -> str:
+    return base64.urlsafe_b64encode(relative.encode()).decode().rstrip("=")
+
+
+def _decode_marker(name: str) -> str | None:
+    encoded = name.split(".", 1)[0]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -96,10 +130,17 @@ class FileStore:
             raise InvalidUIDError(f"path escapes the storage area: {relative!r}")
         return path
 
-    def put(self, relative: str, chunks: Iterable[bytes]) -> int:
-        """Write ``chunks`` durably to ``relative``; returns the size in bytes."""
+    def put(self, relative: str, chunks: Iterable[bytes]) -> PendingWrite:
+        """Write ``chunks`` durably to ``relative``; the caller then indexes and finishes.
+
+        The data goes to a temp file whose name encodes ``relative``; once fsynced it is
+        hard-linked into place and the folder fsynced, so the file is durable at its final
+        path while the temp name still marks it as not yet indexed.  ``PendingWrite.done()``
+        (after the index commit) drops the marker; ``abort()`` removes both.  After a crash,
+        ``recover()`` finds the markers and removes files the index never recorded.
+        """
         final = self.absolute(relative)
-        tmp = self.tmp / f"{secrets.token_hex(8)}.part"
+        tmp = self.tmp / f"{_encode_marker(relative)}.{secrets.token_hex(4)}.part"
         size = 0
         try:
             with open(tmp, "xb") as fh:
@@ -108,15 +149,59 @@ class FileStore:
                     size += len(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            self._make_dirs(final.parent)
+            final.unlink(missing_ok=True)  # only a crashed earlier attempt leaves one here
+            os.link(tmp, final)
             _fsync_dir(final.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise OutOfSpaceError(f"no space left in {self.area}") from exc
             raise StoreError(f"cannot write {relative}: {exc}") from exc
-        return size
+        return PendingWrite(self, relative, tmp, size)
+
+    def _make_dirs(self, folder: Path) -> None:
+        """Create ``folder`` (and parents) durably: each new entry's parent is fsynced."""
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for new in reversed(missing):
+            try:
+                new.mkdir()
+            except FileExistsError:
+                continue
+            _fsync_dir(new.parent)
+
+    def recover(self, is_indexed: Callable[[str], bool]) -> tuple[int, int]:
+        """Finish what a crash interrupted; returns (files removed, markers cleared).
+
+        A marker whose file the index records was indexed (and maybe acknowledged): only
+        the marker goes.  A marker whose file the index does not record was never
+        acknowledged: the file goes too.
+        """
+        removed = cleared = 0
+        for marker in self.tmp.glob("*.part"):
+            relative = _decode_marker(marker.name)
+            if relative is not None:
+                try:
+                    final = self.absolute(relative)
+                except InvalidUIDError:
+                    final = None
+                if final is not None and final.exists() and not is_indexed(relative):
+                    if os.path.samefile(final, marker):
+                        self.delete(relative)
+                        removed += 1
+            marker.unlink(missing_ok=True)
+            cleared += 1
+        if cleared:
+            logger.warning(
+                "recovered %s: %d unindexed file(s) removed, %d marker(s) cleared",
+                self.area,
+                removed,
+                cleared,
+            )
+        return removed, cleared
 
     def delete(self, relative: str) -> None:
         """Remove a stored file and the study folder if it became empty."""
@@ -127,16 +212,6 @@ class FileStore:
                 parent.rmdir()
             except OSError:
                 break
-
-    def sweep_temp(self) -> int:
-        """Remove partial writes left by a crash; returns how many were removed."""
-        removed = 0
-        for leftover in self.tmp.glob("*.part"):
-            leftover.unlink(missing_ok=True)
-            removed += 1
-        if removed:
-            logger.warning("removed %d partial file(s) left in %s", removed, self.tmp)
-        return removed
 
     def walk(self) -> Iterable[str]:
         """Every stored instance file, as a path relative to the area."""

@@ -280,6 +280,12 @@ class Index:
                 result[name] = int(session.scalar(stmt) or 0)
         return result
 
+    def has_path(self, ae_title: str, path: str) -> bool:
+        """Does a row of ``ae_title`` point at ``path`` (crash recovery asks this)?"""
+        with self.read_session() as session:
+            stmt = select(Instance.pk).where(Instance.ae_title == ae_title, Instance.path == path)
+            return session.scalar(stmt.limit(1)) is not None
+
     def all_paths(self, ae_title: str) -> Iterator[str]:
         with self.read_session() as session:
             yield from session.scalars(select(Instance.path).where(Instance.ae_title == ae_title))

@@ -131,7 +131,7 @@ class Ingestor:
             path = store.relative_path(
                 record.study_instance_uid, record.sop_instance_uid, unique=bool(existing)
             )
-            size = store.put(path, (meta, dataset))
+            pending = store.put(path, (meta, dataset))
         except InvalidUIDError as exc:
             raise DatasetMismatchError(str(exc)) from exc
         except OutOfSpaceError as exc:
@@ -139,16 +139,18 @@ class Ingestor:
         except StoreError as exc:
             raise OutOfResourcesError(str(exc)) from exc
 
+        size = pending.size
         try:
             outcome = self.index.record(
                 ae.title, record, path, size, calling_ae_title=calling_ae_title, quota=ae.quota
             )
         except QuotaExceededError as exc:
-            store.delete(path)
+            pending.abort()
             raise OutOfResourcesError(str(exc)) from exc
         except Exception as exc:
-            store.delete(path)
+            pending.abort()
             raise OutOfResourcesError(f"index unavailable: {exc}") from exc
+        pending.done()
         for stale in outcome.files_to_delete:
             if stale != path:
                 store.delete(stale)

@@ -30,9 +30,11 @@ def test_uid_validation(value: str, valid: bool) -> None:
 def test_put_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "area")
     rel = store.relative_path("1.2.3", "1.2.3.4")
-    size = store.put(rel, [b"abc", b"def"])
-    assert size == 6
+    pending = store.put(rel, [b"abc", b"def"])
+    assert pending.size == 6
     assert (store.area / rel).read_bytes() == b"abcdef"
+    assert len(list(store.tmp.iterdir())) == 1  # the marker, until the index recorded it
+    pending.done()
     assert list(store.tmp.iterdir()) == []
     assert list(store.walk()) == [rel]
 
@@ -72,16 +74,40 @@ def test_unique_names_for_replacements(tmp_path: Path) -> None:
     assert first != second and second.startswith(first[: -len(".dcm")])
 
 
-def test_sweep_removes_partial_files(tmp_path: Path) -> None:
+def test_recover_after_crash_before_index_commit_removes_the_file(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "area")
-    (store.tmp / "dead.part").write_bytes(b"x")
-    assert store.sweep_temp() == 1
+    rel = store.relative_path("1.2", "1.2.3")
+    store.put(rel, [b"data"])  # crash: never indexed, never done()
+    assert store.recover(is_indexed=lambda path: False) == (1, 1)
+    assert list(store.walk()) == []
     assert list(store.tmp.iterdir()) == []
+
+
+def test_recover_after_crash_after_index_commit_keeps_the_file(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "area")
+    rel = store.relative_path("1.2", "1.2.3")
+    store.put(rel, [b"data"])  # crash between the commit and done()
+    assert store.recover(is_indexed=lambda path: path == rel) == (0, 1)
+    assert list(store.walk()) == [rel]
+
+
+def test_recover_clears_partial_temp_files(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "area")
+    (store.tmp / "garbage.part").write_bytes(b"x")
+    assert store.recover(is_indexed=lambda path: False) == (0, 1)
+    assert list(store.tmp.iterdir()) == []
+
+
+def test_abort_removes_file_and_marker(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "area")
+    rel = store.relative_path("1.2", "1.2.3")
+    store.put(rel, [b"data"]).abort()
+    assert list(store.walk()) == [] and list(store.tmp.iterdir()) == []
 
 
 def test_delete_removes_empty_study_folder(tmp_path: Path) -> None:
     store = FileStore(tmp_path / "area")
     rel = store.relative_path("1.2", "1.2.3")
-    store.put(rel, [b"x"])
+    store.put(rel, [b"x"]).done()
     store.delete(rel)
     assert not (store.area / rel).parent.exists()
