@@ -63,12 +63,27 @@ def open_storage(settings: Settings) -> tuple[Index, dict[str, FileStore]]:
     return Index(engine), stores
 
 
+#: PS3.15 B.9 "BCP 195 non-downgrading" TLS profile: TLS 1.2 with these AEAD suites, or
+#: TLS 1.3 (whose suites OpenSSL configures separately and are all acceptable).
+BCP195_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+    ]
+)
+
+
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
-    """Server-side TLS (TLS 1.2+) when a certificate is configured."""
+    """Server-side TLS (BCP 195 non-downgrading profile) when a certificate is configured."""
     if not settings.tls_certificate:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers(BCP195_CIPHERS)
     context.load_cert_chain(settings.tls_certificate, settings.tls_private_key)
     if settings.tls_ca_certificate:
         context.load_verify_locations(settings.tls_ca_certificate)
