@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pydicom import config as pydicom_config
 from pynetdicom import AE, _config, evt
 from pynetdicom.presentation import DEFAULT_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import (
@@ -120,6 +121,9 @@ class Node:
 
     def _build_ae(self) -> AE:
         enable_tcp_nodelay()
+        # Real-world data breaks VR rules all the time; the node keeps it as sent, and a
+        # warning per odd value would flood the log and cost time on the ingest path.
+        pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
         # Promiscuous storage (storescp -pm): accept private and unknown SOP classes.
         _config.UNRESTRICTED_STORAGE_SERVICE = True
         _config.LOG_HANDLER_LEVEL = "none"

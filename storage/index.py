@@ -307,12 +307,18 @@ class Index:
 
 
 def _update(row: object, columns: dict[str, str], attrs: dict[str, object]) -> None:
-    """Latest instance wins for the level's attributes (as dcmqrscp and Orthanc do)."""
+    """Latest instance wins for the level's attributes (as dcmqrscp and Orthanc do).
+
+    Only what changed is assigned: the instances of a series nearly always repeat their
+    patient, study and series attributes, and rewriting those rows (their JSON above all)
+    for every instance would dominate the cost of an ingest.
+    """
     for key, value in columns.items():
-        setattr(row, key, value)
-    merged = dict(row.attrs or {})  # type: ignore[attr-defined]
-    merged.update(attrs)
-    row.attrs = merged  # type: ignore[attr-defined]
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+    current = row.attrs or {}  # type: ignore[attr-defined]
+    if any(current.get(key) != value for key, value in attrs.items()):
+        row.attrs = {**current, **attrs}  # type: ignore[attr-defined]
 
 
 def _prune_empty(session: Session, series_pk: int) -> None:
@@ -387,6 +393,13 @@ def _evict_oldest_studies(session: Session, ae_title: str, keep: int) -> list[st
 
 def _enforce_study_bytes(session: Session, study_pk: int, max_bytes: int, keep: int) -> list[str]:
     """dcmqrscp: an image that pushes a study over its byte quota deletes its oldest images."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(Instance.size), 0))
+        .join(Series, Instance.series_pk == Series.pk)
+        .where(Series.study_pk == study_pk)
+    )
+    if int(total or 0) <= max_bytes:
+        return []  # the common case: one aggregate, no rows fetched
     rows = _study_paths(session, study_pk)
     total = sum(r[2] for r in rows)
     files: list[str] = []

@@ -124,12 +124,10 @@ class Ingestor:
             record.sop_class_uid, record.sop_instance_uid, str(syntax), calling_ae_title
         )
         try:
-            existing = self.index.instances(ae.title, sop_uids=[record.sop_instance_uid])
-        except Exception as exc:
-            raise OutOfResourcesError(f"index unavailable: {exc}") from exc
-        try:
+            # Always a name of its own: a replacement must not overwrite the file the index
+            # still points at before the index commit moves the pointer.
             path = store.relative_path(
-                record.study_instance_uid, record.sop_instance_uid, unique=bool(existing)
+                record.study_instance_uid, record.sop_instance_uid, unique=True
             )
             pending = store.put(path, (meta, dataset))
         except InvalidUIDError as exc:
