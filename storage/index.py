@@ -18,8 +18,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -127,101 +128,93 @@ class Index:
         calling_ae_title: str,
         quota: Quota | None,
     ) -> RecordOutcome:
+        # Core statements, not ORM objects: an ingest is a handful of keyed selects and
+        # writes, and the unit of work's bookkeeping cost more than SQLite itself.
         now = utcnow()
         outcome = RecordOutcome()
         with self.write_session() as session, session.begin():
-            patient = session.scalar(
-                select(Patient).where(
+            patient_pk = _upsert_level(
+                session,
+                Patient,
+                (
                     Patient.ae_title == ae_title,
                     Patient.patient_id == rec.patient["patient_id"],
                     Patient.issuer_of_patient_id == rec.patient["issuer_of_patient_id"],
-                )
+                ),
+                {"ae_title": ae_title, **rec.patient},
+                rec.attrs["PATIENT"],
             )
-            if patient is None:
-                patient = Patient(ae_title=ae_title, **rec.patient, attrs=rec.attrs["PATIENT"])
-                session.add(patient)
-                session.flush()
-            else:
-                _update(patient, rec.patient, rec.attrs["PATIENT"])
-
-            study = session.scalar(
-                select(Study).where(
-                    Study.ae_title == ae_title,
-                    Study.study_instance_uid == rec.study_instance_uid,
-                )
+            study_key = (
+                Study.ae_title == ae_title,
+                Study.study_instance_uid == rec.study_instance_uid,
             )
-            if study is None:
-                if quota is not None:
-                    outcome.files_to_delete += _evict_oldest_studies(
-                        session, ae_title, quota.max_studies - 1
-                    )
-                study = Study(
-                    ae_title=ae_title,
-                    patient_pk=patient.pk,
-                    study_instance_uid=rec.study_instance_uid,
+            if quota is not None and not session.scalar(select(Study.pk).where(*study_key)):
+                outcome.files_to_delete += _evict_oldest_studies(
+                    session, ae_title, quota.max_studies - 1
+                )
+            study_pk = _upsert_level(
+                session,
+                Study,
+                study_key,
+                {
+                    "ae_title": ae_title,
+                    "study_instance_uid": rec.study_instance_uid,
+                    "patient_pk": patient_pk,
                     **rec.study,
-                    attrs=rec.attrs["STUDY"],
-                    created_at=now,
-                    updated_at=now,
-                )
-                session.add(study)
-                session.flush()
-            else:
-                _update(study, rec.study, rec.attrs["STUDY"])
-                study.patient_pk = patient.pk
-                study.updated_at = now
-
-            series = session.scalar(
-                select(Series).where(
+                },
+                rec.attrs["STUDY"],
+                inserted={"created_at": now},
+                always={"updated_at": now},
+            )
+            series_pk = _upsert_level(
+                session,
+                Series,
+                (
                     Series.ae_title == ae_title,
                     Series.series_instance_uid == rec.series_instance_uid,
-                )
-            )
-            if series is None:
-                series = Series(
-                    ae_title=ae_title,
-                    study_pk=study.pk,
-                    series_instance_uid=rec.series_instance_uid,
+                ),
+                {
+                    "ae_title": ae_title,
+                    "series_instance_uid": rec.series_instance_uid,
+                    "study_pk": study_pk,
                     **rec.series,
-                    attrs=rec.attrs["SERIES"],
-                )
-                session.add(series)
-                session.flush()
-            else:
-                _update(series, rec.series, rec.attrs["SERIES"])
-                series.study_pk = study.pk
-
-            instance = session.scalar(
-                select(Instance).where(
+                },
+                rec.attrs["SERIES"],
+            )
+            values = {
+                "series_pk": series_pk,
+                "sop_class_uid": rec.sop_class_uid,
+                "instance_number": rec.instance["instance_number"],
+                "transfer_syntax_uid": rec.transfer_syntax_uid,
+                "path": path,
+                "size": size,
+                "received_at": now,
+                "calling_ae_title": calling_ae_title,
+                "attrs": rec.attrs["IMAGE"],
+            }
+            existing = session.execute(
+                select(Instance.pk, Instance.path, Instance.series_pk).where(
                     Instance.ae_title == ae_title,
                     Instance.sop_instance_uid == rec.sop_instance_uid,
                 )
-            )
-            old_series_pk = None
-            if instance is not None:
-                outcome.replaced = True
-                if instance.path != path:
-                    outcome.files_to_delete.append(instance.path)
-                old_series_pk = instance.series_pk
+            ).first()
+            if existing is None:
+                instance_pk = session.execute(
+                    insert(Instance)
+                    .values(ae_title=ae_title, sop_instance_uid=rec.sop_instance_uid, **values)
+                    .returning(Instance.pk)
+                ).scalar_one()
             else:
-                instance = Instance(ae_title=ae_title, sop_instance_uid=rec.sop_instance_uid)
-                session.add(instance)
-            instance.series_pk = series.pk
-            instance.sop_class_uid = rec.sop_class_uid
-            instance.instance_number = rec.instance["instance_number"]
-            instance.transfer_syntax_uid = rec.transfer_syntax_uid
-            instance.path = path
-            instance.size = size
-            instance.received_at = now
-            instance.calling_ae_title = calling_ae_title
-            instance.attrs = rec.attrs["IMAGE"]
-            session.flush()
-
-            if old_series_pk is not None and old_series_pk != series.pk:
-                _prune_empty(session, old_series_pk)
+                instance_pk = existing.pk
+                outcome.replaced = True
+                if existing.path != path:
+                    outcome.files_to_delete.append(existing.path)
+                session.execute(update(Instance).where(Instance.pk == instance_pk).values(values))
+                if existing.series_pk != series_pk:
+                    _prune_empty(session, existing.series_pk)
             if quota is not None:
                 outcome.files_to_delete += _enforce_study_bytes(
-                    session, study.pk, quota.max_bytes_per_study, keep=instance.pk
+                    session, study_pk, quota.max_bytes_per_study, keep=instance_pk
                 )
         return outcome
 
@@ -306,45 +299,56 @@ class Index:
             return [r.path for r in rows]
 
 
-def _update(row: object, columns: dict[str, str], attrs: dict[str, object]) -> None:
-    """Latest instance wins for the level's attributes (as dcmqrscp and Orthanc do).
+def _upsert_level(
+    session: Session,
+    model: Any,
+    key: tuple[Any, ...],
+    columns: dict[str, Any],
+    attrs: dict[str, Any],
+    inserted: dict[str, Any] | None = None,
+    always: dict[str, Any] | None = None,
+) -> int:
+    """Insert a patient/study/series row, or update it; returns its primary key.
 
-    Only what changed is assigned: the instances of a series nearly always repeat their
-    patient, study and series attributes, and rewriting those rows (their JSON above all)
-    for every instance would dominate the cost of an ingest.
+    Latest instance wins for the level's attributes (as dcmqrscp and Orthanc do), but only
+    what changed is written: the instances of a series nearly always repeat their patient,
+    study and series attributes, and rewriting those rows (their JSON above all) for every
+    instance would dominate the cost of an ingest.
     """
-    for key, value in columns.items():
-        if getattr(row, key) != value:
-            setattr(row, key, value)
-    current = row.attrs or {}  # type: ignore[attr-defined]
-    if any(current.get(key) != value for key, value in attrs.items()):
-        row.attrs = {**current, **attrs}  # type: ignore[attr-defined]
+    names = list(columns)
+    row = session.execute(
+        select(model.pk, model.attrs, *(getattr(model, n) for n in names)).where(*key)
+    ).first()
+    if row is None:
+        values = {**columns, "attrs": attrs, **(inserted or {}), **(always or {})}
+        return int(session.execute(insert(model).values(values).returning(model.pk)).scalar_one())
+    changes = {n: columns[n] for n in names if getattr(row, n) != columns[n]}
+    current = row.attrs or {}
+    if any(current.get(k) != v for k, v in attrs.items()):
+        changes["attrs"] = {**current, **attrs}
+    changes.update(always or {})
+    if changes:
+        session.execute(update(model).where(model.pk == row.pk).values(changes))
+    return int(row.pk)
 
 
 def _prune_empty(session: Session, series_pk: int) -> None:
     """Remove a series, study and patient left without instances."""
-    if session.scalar(select(func.count()).where(Instance.series_pk == series_pk)):
+    if session.scalar(select(Instance.pk).where(Instance.series_pk == series_pk).limit(1)):
         return
-    series = session.get(Series, series_pk)
-    if series is None:
+    study_pk = session.scalar(select(Series.study_pk).where(Series.pk == series_pk))
+    if study_pk is None:
         return
-    study_pk = series.study_pk
-    session.delete(series)
-    session.flush()
-    if session.scalar(select(func.count()).where(Series.study_pk == study_pk)):
+    session.execute(delete(Series).where(Series.pk == series_pk))
+    if session.scalar(select(Series.pk).where(Series.study_pk == study_pk).limit(1)):
         return
-    study = session.get(Study, study_pk)
-    if study is None:
+    patient_pk = session.scalar(select(Study.patient_pk).where(Study.pk == study_pk))
+    session.execute(delete(Study).where(Study.pk == study_pk))
+    if patient_pk is None or session.scalar(
+        select(Study.pk).where(Study.patient_pk == patient_pk).limit(1)
+    ):
         return
-    patient_pk = study.patient_pk
-    session.delete(study)
-    session.flush()
-    if session.scalar(select(func.count()).where(Study.patient_pk == patient_pk)):
-        return
-    patient = session.get(Patient, patient_pk)
-    if patient is not None:
-        session.delete(patient)
-        session.flush()
+    session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
 
 def _study_paths(session: Session, study_pk: int) -> list[tuple[int, str, int, int]]:
@@ -365,10 +369,8 @@ def _delete_study(session: Session, study_pk: int) -> list[str]:
         session.execute(delete(Instance).where(Instance.pk.in_([r[0] for r in rows])))
     for series_pk in {r[3] for r in rows}:
         _prune_empty(session, series_pk)
-    study = session.get(Study, study_pk)
-    if study is not None:  # a study without instances (should not happen) goes too
-        session.delete(study)
-        session.flush()
+    # a study without instances (should not happen) goes too
+    session.execute(delete(Study).where(Study.pk == study_pk))
     return [r[1] for r in rows]
 
 
@@ -409,7 +411,6 @@ def _enforce_study_bytes(session: Session, study_pk: int, max_bytes: int, keep: 
         if pk == keep:
             continue
         session.execute(delete(Instance).where(Instance.pk == pk))
-        session.flush()
         _prune_empty(session, series_pk)
         files.append(path)
         total -= size
