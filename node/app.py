@@ -126,6 +126,9 @@ class Node:
         pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
         # Promiscuous storage (storescp -pm): accept private and unknown SOP classes.
         _config.UNRESTRICTED_STORAGE_SERVICE = True
+        # Receive C-STORE datasets into a temp file as they arrive, so a 1 GB multi-frame
+        # instance never sits in memory (storage.ingest.Received streams it on).
+        _config.STORE_RECV_CHUNKED_DATASET = True
         _config.LOG_HANDLER_LEVEL = "none"
         settings = self.settings
         ae = AE(ae_title=settings.ae_table[0].title)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import tempfile
 from typing import Any
 
 from config.model import Settings
@@ -41,6 +42,9 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> int:
     loop = asyncio.get_running_loop()
     relay = EventRelay(loop)
     node = await loop.run_in_executor(None, lambda: Node(settings, notify=relay))
+    # pynetdicom writes each received dataset to a temp file first: keep those on the same
+    # filesystem as the store (not a small or RAM-backed /tmp), where recovery sweeps them.
+    tempfile.tempdir = str(next(iter(node.stores.values())).tmp)
     node.start()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

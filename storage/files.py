@@ -194,6 +194,9 @@ class FileStore:
                         removed += 1
             marker.unlink(missing_ok=True)
             cleared += 1
+        for received in self.tmp.glob("tmp*.dcm"):  # a receive in progress at the crash
+            received.unlink(missing_ok=True)
+            cleared += 1
         if cleared:
             logger.warning(
                 "recovered %s: %d unindexed file(s) removed, %d marker(s) cleared",

@@ -19,11 +19,17 @@ Exceptions::
 
 from __future__ import annotations
 
+import itertools
 import logging
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
+from pathlib import Path
+from typing import BinaryIO
 
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
@@ -86,6 +92,43 @@ def build_file_meta(
     return buffer.getvalue()
 
 
+@dataclass(frozen=True)
+class Received:
+    """A dataset as the peer encoded it: in memory, or in a file from ``offset`` on.
+
+    Large instances arrive in a file (pynetdicom's chunked receive), so neither parsing
+    the header nor writing the stored file ever holds the whole dataset in memory.
+    """
+
+    data: bytes | memoryview | None = None
+    path: Path | None = None
+    offset: int = 0
+
+    @classmethod
+    def from_file(cls, path: Path) -> Received:
+        """A received file in the DICOM file format: the dataset starts after its meta."""
+        with open(path, "rb") as fh:
+            read_preamble(fh, False)
+            _read_file_meta_info(fh)
+            return cls(path=path, offset=fh.tell())
+
+    def stream(self) -> BinaryIO:
+        if self.data is not None:
+            return BytesIO(self.data)
+        assert self.path is not None
+        fh = open(self.path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+        fh.seek(self.offset)
+        return fh
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes | memoryview]:
+        if self.data is not None:
+            yield self.data
+            return
+        with self.stream() as fh:
+            while chunk := fh.read(size):
+                yield chunk
+
+
 class Ingestor:
     """Stores received instances for the AE titles of the AETable."""
 
@@ -96,7 +139,7 @@ class Ingestor:
     def store(
         self,
         ae: AEEntry,
-        dataset: bytes | memoryview,
+        dataset: Received | bytes | memoryview,
         transfer_syntax_uid: str,
         *,
         calling_ae_title: str = "",
@@ -108,8 +151,10 @@ class Ingestor:
             raise NotAuthorizedError(f"storage area of {ae.title} is read-only")
         store = self.stores[ae.title]
         syntax = UID(transfer_syntax_uid)
+        received = dataset if isinstance(dataset, Received) else Received(data=dataset)
         try:
-            header = _read_header(dataset, syntax)
+            with received.stream() as stream:
+                header = _read_header(stream, syntax)
             record = extract(header, str(syntax))
         except HeaderError as exc:
             raise DatasetMismatchError(str(exc)) from exc
@@ -129,7 +174,7 @@ class Ingestor:
             path = store.relative_path(
                 record.study_instance_uid, record.sop_instance_uid, unique=True
             )
-            pending = store.put(path, (meta, dataset))
+            pending = store.put(path, itertools.chain((meta,), received.chunks()))
         except InvalidUIDError as exc:
             raise DatasetMismatchError(str(exc)) from exc
         except OutOfSpaceError as exc:
@@ -162,15 +207,10 @@ class Ingestor:
         )
 
 
-def _read_header(dataset: bytes | memoryview, syntax: UID) -> Dataset:
+def _read_header(fp: BinaryIO, syntax: UID) -> Dataset:
     """Parse the dataset (without pixel data) in the negotiated transfer syntax."""
-    from pydicom.filereader import read_dataset
-
-    fp = BytesIO(dataset)
     if syntax == "1.2.840.10008.1.2.1.99":  # Deflated Explicit VR Little Endian
-        import zlib
-
-        fp = BytesIO(zlib.decompress(bytes(dataset), -zlib.MAX_WBITS))
+        fp = BytesIO(zlib.decompressobj(-zlib.MAX_WBITS).decompress(fp.read()))
         implicit, little = False, True
     else:
         implicit, little = syntax.is_implicit_VR, syntax.is_little_endian

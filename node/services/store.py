@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from pydicom.dataset import Dataset
 from pynetdicom.events import Event
 
 from node.services import status
 from node.services.context import NodeContext, assoc_log
-from storage.ingest import IngestError
+from storage.ingest import IngestError, Received
 
 logger = logging.getLogger(__name__)
 
@@ -20,10 +21,9 @@ def handle_store(event: Event, ctx: NodeContext) -> int | Dataset:
     sop_uid = str(request.AffectedSOPInstanceUID or "")
     try:
         ae = ctx.called_ae(event.assoc)
-        dataset = request.DataSet.getbuffer()  # type: ignore[union-attr]
         result = ctx.ingestor.store(
             ae,
-            dataset,
+            received(event),
             str(event.context.transfer_syntax),
             calling_ae_title=event.assoc.requestor.ae_title.strip(),
             expected_sop_class_uid=str(request.AffectedSOPClassUID or "") or None,
@@ -52,3 +52,11 @@ def handle_store(event: Event, ctx: NodeContext) -> int | Dataset:
         },
     )
     return 0x0000
+
+
+def received(event: Event) -> Received:
+    """The dataset of a C-STORE: pynetdicom's temp file (chunked receive) or its buffer."""
+    path = getattr(event.request, "_dataset_path", None)
+    if path is not None:
+        return Received.from_file(Path(path))
+    return Received(data=event.request.DataSet.getbuffer())  # type: ignore[union-attr]
