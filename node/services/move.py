@@ -27,11 +27,13 @@ def handle_move(event: Event, ctx: NodeContext) -> Iterator[Any]:
     ae = ctx.called_ae(event.assoc)
     destination = ctx.settings.move_destination(destination_ae)
     if destination is None:
+        comment = f"Move destination {destination_ae} unknown: not in AETable/HostTable"
         log.error(
             "C-MOVE refused: move destination %r is not configured (add it to the HostTable "
             "with its host and port)",
             destination_ae,
         )
+        _comment_next_failure(event, comment)
         yield None, None
         return
     try:
@@ -69,3 +71,22 @@ def handle_move(event: Event, ctx: NodeContext) -> Iterator[Any]:
     )
     yield len(instances)
     yield from retrieve.send_all(event, ctx, instances, lambda: accepted.get("contexts", []), log)
+
+
+def _comment_next_failure(event: Event, comment: str) -> None:
+    """Put ``comment`` in the 0xA801 response pynetdicom sends for an unknown destination.
+
+    pynetdicom builds that response itself and offers no way to add an Error Comment, the
+    one thing that tells an admin what to fix; so the association's DIMSE sender is wrapped
+    for exactly that one message.
+    """
+    dimse = event.assoc.dimse
+    original = dimse.send_msg
+
+    def send_msg(primitive: Any, context_id: int) -> None:
+        if getattr(primitive, "Status", None) == status.MOVE_DESTINATION_UNKNOWN:
+            primitive.ErrorComment = comment[:64]
+            dimse.send_msg = original  # type: ignore[method-assign]
+        original(primitive, context_id)
+
+    dimse.send_msg = send_msg  # type: ignore[method-assign]

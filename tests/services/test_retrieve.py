@@ -120,6 +120,7 @@ def test_move_to_unknown_destination_is_A801(start_node, receiver) -> None:
     store(node, ds)
     responses = move(node, study_query(ds.StudyInstanceUID), destination="NOWHERE")
     assert responses[-1].Status == 0xA801
+    assert "NOWHERE unknown" in responses[-1].ErrorComment
 
 
 def test_move_patient_level(start_node, receiver) -> None:
