@@ -190,3 +190,41 @@ def test_get_without_storage_context_reports_failures(start_node) -> None:
     final = responses[-1]
     assert final.Status in (0xA702, 0xB000, 0xC000) or final.Status & 0xF000 == 0xA000
     assert final.NumberOfFailedSuboperations == 1
+
+
+def test_get_cancel_stops_between_instances(start_node) -> None:
+    node = start_node()
+    first = make_ct()
+    others = [make_ct(study_uid=first.StudyInstanceUID) for _ in range(9)]
+    store(node, first, *others)
+    received: list[str] = []
+    ae = AE(ae_title="GETSCU")
+    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    ae.add_requested_context(CTImageStorage)
+    holder: dict[str, object] = {}
+
+    def on_store(event: evt.Event) -> int:
+        received.append(event.request.AffectedSOPInstanceUID)
+        if len(received) == 1:  # C-CANCEL before answering the first sub-operation
+            holder["assoc"].send_c_cancel(21, query_model=StudyRootQueryRetrieveInformationModelGet)
+        return 0x0000
+
+    assoc = ae.associate(
+        "127.0.0.1",
+        node.port,
+        ae_title="NODE",
+        ext_neg=[build_role(CTImageStorage, scp_role=True)],
+        evt_handlers=[(evt.EVT_C_STORE, on_store)],
+    )
+    holder["assoc"] = assoc
+    responses = [
+        s
+        for s, _ in assoc.send_c_get(
+            study_query(first.StudyInstanceUID),
+            StudyRootQueryRetrieveInformationModelGet,
+            msg_id=21,
+        )
+    ]
+    assoc.release()
+    assert responses[-1].Status == 0xFE00
+    assert len(received) < 10
