@@ -1,0 +1,94 @@
+"""``node-ctl dicomdir`` from the command line: in place, media export, reports, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.fileset import FileSet
+
+from node.cli.main import main
+from tests.tools.test_dicomdir import make_instance
+
+
+def test_in_place_with_inventions_and_strict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "CD"
+    make_instance(root / "IMG" / "IM1", PatientID=None, StudyID=None)
+    make_instance(root / "IMG" / "IM2", InstanceNumber=2, PatientID=None, StudyID=None)
+    (root / "IMG" / "notes.txt").write_text("x")
+    assert main(["dicomdir", "+F", "MY CD", str(root)]) == 0
+    captured = capsys.readouterr()
+    assert f"{root / 'DICOMDIR'}: 2 instance(s), 1 skipped, 2 value(s) invented" in captured.out
+    assert "inventing PatientID: DCMTKPAT000000" in captured.err
+    assert "inventing StudyID: DCMTKSTUDY000000" in captured.err
+    assert "W: skipped" in captured.err and "notes.txt" in captured.err
+    fs = FileSet(root / "DICOMDIR")
+    assert fs.ID == "MY CD" and len(fs) == 2
+    # dcmmkdir's default is strict: the same run fails with --strict
+    assert main(["dicomdir", "--strict", "-q", str(root)]) == 1
+    assert capsys.readouterr().err == ""
+
+
+def test_output_elsewhere_and_map_filenames(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_instance(tmp_path / "set" / "sub" / "im1")
+    out = tmp_path / "set" / "DICOMDIR"
+    assert main(["dicomdir", "+m", "-o", str(out), str(tmp_path / "set" / "sub")]) == 0
+    record = [r for r in pydicom.dcmread(out).DirectoryRecordSequence if "ReferencedFileID" in r]
+    assert list(record[0].ReferencedFileID) == ["SUB", "IM1"]
+    assert "1 instance(s)" in capsys.readouterr().out
+
+
+def test_export_media(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = make_instance(tmp_path / "in" / "some file.dcm")
+    readme = tmp_path / "readme.txt"
+    readme.write_text("hello\n")
+    media = tmp_path / "media"
+    code = main(
+        ["dicomdir", "--export", str(media), "--profile", "STD-GEN-CD", "+R", str(readme),
+         "--root-uid", "1.2.826.0.1.3680043.10.1471.3", str(src)]
+    )  # fmt: skip
+    assert code == 0
+    assert "1 instance(s), 0 converted, 0 skipped" in capsys.readouterr().out
+    meta = pydicom.dcmread(media / "DICOMDIR").file_meta
+    assert meta.MediaStorageSOPInstanceUID.startswith("1.2.826.0.1.3680043.10.1471.3.")
+    assert (media / "README").read_text() == "hello\n"
+    assert [i.path for i in FileSet(media / "DICOMDIR")][0].endswith(
+        "DICOM/PA000001/ST000001/SE000001/IM000001"
+    )
+
+
+def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = make_instance(tmp_path / "in" / "IM1")
+    assert main(["dicomdir", "--export", str(tmp_path / "o"), "--profile", "CD-ROM", str(src)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("node-ctl dicomdir: unknown media profile") and err.count("\n") == 1
+    assert main(["dicomdir", str(tmp_path / "missing")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert (
+        main(["dicomdir", "-o", str(tmp_path / "D"), "--export", str(tmp_path / "x"), str(src)])
+        == 2
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["dicomdir", str(empty)]) == 1
+    assert "no DICOM file to reference" in capsys.readouterr().err
+    assert main(["dicomdir", "+F", "way too long file-set id", str(src.parent)]) == 1
+    assert "file-set ID" in capsys.readouterr().err
+
+
+def test_console_script_has_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "node.cli.main", "dicomdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("node-ctl dicomdir: no DICOM file to reference")
