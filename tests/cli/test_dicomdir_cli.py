@@ -92,3 +92,73 @@ def test_console_script_has_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("node-ctl dicomdir: no DICOM file to reference")
+
+
+def test_export_studies_held_by_a_node(start_node, tmp_path: Path) -> None:
+    """--export --study UID -c node.cfg: the files come from the node's store and index."""
+    import subprocess
+    import sys
+
+    from pydicom.fileset import FileSet
+
+    from tests.conftest import REPO_ROOT
+    from tests.services.helpers import associate, make_ct, scu
+
+    cfg = tmp_path / "node.cfg"
+    node = start_node()
+    port = node.port
+    first = make_ct("EXP1")
+    second = make_ct("EXP1", study_uid=first.StudyInstanceUID)
+    assoc = associate(scu(storage=True), port)
+    for ds in (first, second, make_ct("OTHER")):
+        assert assoc.send_c_store(ds).Status == 0
+    assoc.release()
+    settings = node.settings
+    cfg.write_text(
+        f"NetworkTCPPort = {port}\nDataDir = {settings.data_dir}\n"
+        f"AETable BEGIN\nNODE {settings.ae_table[0].storage_area} RW (100, 100mb) ANY\n"
+        "AETable END\n"
+    )
+    media = tmp_path / "media"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "node.cli.main",
+            "dicomdir",
+            "--export",
+            str(media),
+            "--study",
+            first.StudyInstanceUID,
+            "-c",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    fileset = FileSet(media / "DICOMDIR")
+    assert sorted(i.SOPInstanceUID for i in fileset) == sorted(
+        [first.SOPInstanceUID, second.SOPInstanceUID]
+    )
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "node.cli.main",
+            "dicomdir",
+            "--export",
+            str(tmp_path / "m2"),
+            "--study",
+            "1.2.3.999",
+            "-c",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert missing.returncode == 1 and "holds no study 1.2.3.999" in missing.stderr

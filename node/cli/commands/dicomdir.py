@@ -30,7 +30,17 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         prefix_chars="-+",  # DCMTK's +x flags
     )
-    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="files or folders")
+    parser.add_argument("inputs", nargs="*", type=Path, metavar="INPUT", help="files or folders")
+    held = parser.add_argument_group("studies held by a node (with --export)")
+    held.add_argument(
+        "--study",
+        action="append",
+        default=[],
+        metavar="UID",
+        help="export this study from the node's store (repeatable)",
+    )
+    held.add_argument("-c", "--config", type=Path, help="the node's config file (or NODE_CONFIG)")
+    held.add_argument("--ae", help="AE title whose records to export (default: the first)")
     mode = parser.add_argument_group("output")
     mode.add_argument(
         "-o",
@@ -87,6 +97,18 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from node.tools.dicomdir import DicomdirError, export_files, make_dicomdir
 
+    if args.study:
+        if args.export is None:
+            print("node-ctl dicomdir: --study needs --export DIR", file=sys.stderr)
+            return 2
+        try:
+            args.inputs = list(args.inputs) + stored_study_files(args.config, args.ae, args.study)
+        except (LookupError, OSError, ValueError) as exc:
+            print(f"node-ctl dicomdir: {exc}", file=sys.stderr)
+            return 1
+    if not args.inputs:
+        print("node-ctl dicomdir: nothing to do: give files, folders or --study", file=sys.stderr)
+        return 2
     for item in args.inputs:
         if not item.exists():
             print(f"node-ctl dicomdir: {item}: no such file or folder", file=sys.stderr)
@@ -141,3 +163,29 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and (report.skipped or report.inventions):
         return 1
     return 0
+
+
+def stored_study_files(config: Path | None, ae_title: str | None, studies: list[str]) -> list[Path]:
+    """The files of ``studies`` in a node's store, read from its index (offline, read-only).
+
+    The index is SQLite in WAL mode or PostgreSQL, so this may run beside the live node.
+    """
+    from config import load
+    from node.app import open_storage
+
+    settings = load(config)
+    if not settings.ae_table:
+        raise LookupError("the configuration has no AETable entry")
+    entry = settings.ae(ae_title) if ae_title else settings.ae_table[0]
+    if entry is None:
+        raise LookupError(f"AE title {ae_title} is not in the AETable")
+    index, stores = open_storage(settings)
+    try:
+        instances = index.instances(entry.title, study_uids=studies)
+    finally:
+        index.engine.dispose()
+    found = {instance.study_instance_uid for instance in instances}
+    missing = [uid for uid in studies if uid not in found]
+    if missing:
+        raise LookupError(f"{entry.title} holds no study {', '.join(missing)}")
+    return [stores[entry.title].absolute(instance.path) for instance in instances]
