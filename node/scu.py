@@ -30,6 +30,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import ssl
 import tempfile
 import threading
@@ -936,12 +937,18 @@ class _FileWriter:
 
     def __call__(self, event: Any) -> int:
         try:
-            data = event.encoded_dataset()
             sop_instance = str(event.request.AffectedSOPInstanceUID or "")
             target = self.directory / _safe_name(sop_instance)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".recv-")
+            # pynetdicom's chunked receive (a process-wide switch: the node turns it on)
+            # leaves the dataset in a file of its own, already in the DICOM file format.
+            received = getattr(event.request, "_dataset_path", None)
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if received is not None:
+                    with open(received, "rb") as source:
+                        shutil.copyfileobj(source, fh, 1 << 20)
+                else:
+                    fh.write(event.encoded_dataset())
             os.replace(tmp, target)
         except Exception:  # never let a handler raise: pynetdicom would answer 0xC211
             logger.exception("cannot write a received instance into %s", self.directory)
