@@ -508,7 +508,7 @@ class _ReactorGate:
             return opened
 
 
-def _install_reactor_gate(assoc: Association) -> None:
+def install_reactor_gate(assoc: Association) -> None:
     gate = _ReactorGate(assoc, lambda: assoc.is_alive() and not assoc._kill)
     previous = assoc._reactor_checkpoint
     assoc._reactor_checkpoint = gate  # type: ignore[assignment]
@@ -614,7 +614,7 @@ def _associated(
             f"no answer from {peer.address} to the association request "
             f"within {peer.acse_timeout:g} s"
         )
-    _install_reactor_gate(assoc)
+    install_reactor_gate(assoc)
     try:
         yield assoc
     finally:

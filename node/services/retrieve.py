@@ -26,6 +26,7 @@ from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext, build_context
 
 from config.model import AEEntry
+from node.scu import install_reactor_gate
 from node.services import status
 from node.services.context import NodeContext
 from storage.index import StoredInstance
@@ -122,6 +123,9 @@ def send_stored_files(assoc: Association) -> None:
     which only changes how a *path* is sent, so turning it on globally is harmless.
     """
     _config.STORE_SEND_CHUNKED_DATASET = True
+    # The C-STORE-RSP race of pynetdicom's reactor (see node.scu.install_reactor_gate)
+    # bites sub-associations as much as node-ctl's own.
+    install_reactor_gate(assoc)
     original = assoc.send_c_store
 
     def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
