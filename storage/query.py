@@ -460,45 +460,125 @@ def _combined_datetime_match(match: Match, date: Constraint, time: Constraint) -
 # -- responses ---------------------------------------------------------------------------
 
 
-def computed_value(session: Session, keyword: str, match: Match) -> list[str] | int | None:
-    """Values of the computed keys (counts, ModalitiesInStudy...)."""
-    patient, study, series = match.patient, match.study, match.series
+def computed_values(
+    session: Session, keywords: set[str], matches: Sequence[Match]
+) -> dict[tuple[str, int], list[str] | int]:
+    """Values of the computed keys (counts, ModalitiesInStudy...) for a batch of matches.
+
+    One grouped query per requested key for the whole batch, not one per match: answering
+    20 studies with their instance counts must not cost 20 round trips.  Keys are
+    ``(keyword, pk of the row the value belongs to)``.
+    """
+    out: dict[tuple[str, int], list[str] | int] = {}
+    patients = {m.patient.pk for m in matches}
+    studies = {m.study.pk for m in matches if m.study is not None}
+    series = {m.series.pk for m in matches if m.series is not None}
     count = func.count
-    if keyword == "NumberOfPatientRelatedStudies":
-        return int(session.scalar(select(count()).where(Study.patient_pk == patient.pk)) or 0)
-    if keyword == "NumberOfPatientRelatedSeries":
-        stmt = select(count()).select_from(Series).join(Study).where(Study.patient_pk == patient.pk)
-        return int(session.scalar(stmt) or 0)
-    if keyword == "NumberOfPatientRelatedInstances":
-        stmt = (
-            select(count())
-            .select_from(Instance)
-            .join(Series)
-            .join(Study)
-            .where(Study.patient_pk == patient.pk)
+
+    def counts(keyword: str, group: Any, stmt: Select[Any], pks: set[int]) -> None:
+        for pk in pks:
+            out[(keyword, pk)] = 0
+        if pks:
+            for pk, n in session.execute(stmt.where(group.in_(pks)).group_by(group)):
+                out[(keyword, pk)] = int(n)
+
+    def distinct_values(keyword: str, stmt: Select[Any], pks: set[int]) -> None:
+        found: dict[int, set[str]] = {pk: set() for pk in pks}
+        if pks:
+            for pk, value in session.execute(stmt.distinct()):
+                if value:
+                    found[pk].add(value)
+        for pk, values in found.items():
+            out[(keyword, pk)] = sorted(values)
+
+    if "NumberOfPatientRelatedStudies" in keywords:
+        counts(
+            "NumberOfPatientRelatedStudies",
+            Study.patient_pk,
+            select(Study.patient_pk, count()),
+            patients,
         )
-        return int(session.scalar(stmt) or 0)
-    if study is not None and keyword == "NumberOfStudyRelatedSeries":
-        return int(session.scalar(select(count()).where(Series.study_pk == study.pk)) or 0)
-    if study is not None and keyword == "NumberOfStudyRelatedInstances":
-        stmt = select(count()).select_from(Instance).join(Series).where(Series.study_pk == study.pk)
-        return int(session.scalar(stmt) or 0)
-    if series is not None and keyword == "NumberOfSeriesRelatedInstances":
-        return int(session.scalar(select(count()).where(Instance.series_pk == series.pk)) or 0)
-    if study is not None and keyword == "ModalitiesInStudy":
-        stmt = select(Series.modality).where(Series.study_pk == study.pk).distinct()
-        return sorted(m for m in session.scalars(stmt) if m)
-    if study is not None and keyword == "SOPClassesInStudy":
-        stmt = (
-            select(Instance.sop_class_uid)
+    if "NumberOfPatientRelatedSeries" in keywords:
+        counts(
+            "NumberOfPatientRelatedSeries",
+            Study.patient_pk,
+            select(Study.patient_pk, count()).select_from(Series).join(Study),
+            patients,
+        )
+    if "NumberOfPatientRelatedInstances" in keywords:
+        counts(
+            "NumberOfPatientRelatedInstances",
+            Study.patient_pk,
+            select(Study.patient_pk, count()).select_from(Instance).join(Series).join(Study),
+            patients,
+        )
+    if "NumberOfStudyRelatedSeries" in keywords:
+        counts(
+            "NumberOfStudyRelatedSeries", Series.study_pk, select(Series.study_pk, count()), studies
+        )
+    if "NumberOfStudyRelatedInstances" in keywords:
+        counts(
+            "NumberOfStudyRelatedInstances",
+            Series.study_pk,
+            select(Series.study_pk, count()).select_from(Instance).join(Series),
+            studies,
+        )
+    if "NumberOfSeriesRelatedInstances" in keywords:
+        counts(
+            "NumberOfSeriesRelatedInstances",
+            Instance.series_pk,
+            select(Instance.series_pk, count()),
+            series,
+        )
+    if "ModalitiesInStudy" in keywords:
+        distinct_values(
+            "ModalitiesInStudy",
+            select(Series.study_pk, Series.modality).where(Series.study_pk.in_(studies)),
+            studies,
+        )
+    if "SOPClassesInStudy" in keywords:
+        distinct_values(
+            "SOPClassesInStudy",
+            select(Series.study_pk, Instance.sop_class_uid)
             .join(Series, Instance.series_pk == Series.pk)
-            .where(Series.study_pk == study.pk)
-            .distinct()
+            .where(Series.study_pk.in_(studies)),
+            studies,
         )
-        return sorted(session.scalars(stmt))
-    if keyword == "InstanceAvailability":
-        return ["ONLINE"]
-    return None
+    return out
+
+
+def _computed_owner(keyword: str, match: Match) -> int | None:
+    """The pk of the row a computed key belongs to (patient, study or series)."""
+    if keyword.startswith("NumberOfPatientRelated"):
+        return match.patient.pk
+    if keyword.startswith("NumberOfSeriesRelated"):
+        return match.series.pk if match.series is not None else None
+    return match.study.pk if match.study is not None else None
+
+
+def responses(
+    session: Session,
+    ae_title: str,
+    query: Query,
+    retrieve_ae_title: str,
+    charsets: Sequence[str] = (),
+    batch: int = 100,
+) -> Iterator[Dataset]:
+    """The response identifiers of ``query``, computed keys fetched per batch of matches."""
+    wanted = {e.keyword for e in query.return_keys if e.keyword in COMPUTED}
+    pending: list[Match] = []
+
+    def flush() -> Iterator[Dataset]:
+        values = computed_values(session, wanted, pending) if wanted else {}
+        for match in pending:
+            yield build_response(session, query, match, retrieve_ae_title, charsets, values)
+        pending.clear()
+
+    for match in run(session, ae_title, query):
+        pending.append(match)
+        if len(pending) >= batch:
+            yield from flush()
+    yield from flush()
 
 
 def build_response(
@@ -507,6 +587,7 @@ def build_response(
     match: Match,
     retrieve_ae_title: str,
     charsets: Sequence[str] = (),
+    computed: dict[tuple[str, int], list[str] | int] | None = None,
 ) -> Dataset:
     """The response identifier: exactly the keys asked for, filled from the index.
 
@@ -523,8 +604,15 @@ def build_response(
         if keyword == "RetrieveAETitle":
             json_model[tag] = {"vr": "AE", "Value": [retrieve_ae_title]}
             continue
+        if keyword == "InstanceAvailability":
+            json_model[tag] = {"vr": vr, "Value": ["ONLINE"]}
+            continue
         if keyword in COMPUTED:
-            value = computed_value(session, keyword, match)
+            if computed is None:
+                wanted = {e.keyword for e in query.return_keys if e.keyword in COMPUTED}
+                computed = computed_values(session, wanted, [match])
+            owner = _computed_owner(keyword, match)
+            value = computed.get((keyword, owner)) if owner is not None else None
             if isinstance(value, int):
                 json_model[tag] = {"vr": vr, "Value": [value]}
             elif value:

@@ -46,12 +46,11 @@ def handle_find(event: Event, ctx: NodeContext) -> Iterator[tuple[int | Dataset,
     count = 0
     try:
         with ctx.index.read_session() as session:
-            for match in query.run(session, ae.title, parsed):
+            for response in query.responses(session, ae.title, parsed, ae.title, charsets):
                 if event.is_cancelled:
                     log.info("C-FIND cancelled after %d matches", count)
                     yield status.CANCEL, None
                     return
-                response = query.build_response(session, parsed, match, ae.title, charsets)
                 count += 1
                 yield status.PENDING, response
     except Exception as exc:  # noqa: BLE001
