@@ -279,6 +279,13 @@ _KEYWORDS = (
         "line",
         lambda t, b: parse_bool(t, "TLSRequirePeerCertificate"),
     ),
+    Keyword("UserIdentityFile", "user_identity_file", "line", _path),
+    Keyword(
+        "RequireUserIdentity",
+        "require_user_identity",
+        "line",
+        lambda t, b: parse_bool(t, "RequireUserIdentity"),
+    ),
 )
 
 #: Keyword name -> Keyword, in the order of docs/config.md.

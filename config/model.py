@@ -108,6 +108,11 @@ class Settings(_Frozen):
     tls_private_key: Path | None = None
     tls_ca_certificate: Path | None = None
     tls_require_peer_certificate: bool = False
+    #: User identity negotiation (PS3.7 D.3.3.7): a file of ``username:scrypt$salt$hash``
+    #: lines (``node-ctl user-hash`` makes one); with ``require_user_identity`` an
+    #: association without a valid username/password is rejected.
+    user_identity_file: Path | None = Field(default=None)
+    require_user_identity: bool = Field(default=False)
 
     @property
     def response_character_set(self) -> str | None:

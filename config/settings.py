@@ -91,6 +91,8 @@ class EnvOverrides(BaseSettings):
     tls_private_key: str | None = None
     tls_ca_certificate: str | None = None
     tls_require_peer_certificate: str | None = None
+    user_identity_file: str | None = None
+    require_user_identity: str | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from config.model import Settings
 from node import IMPLEMENTATION_VERSION_NAME
 from node.association import make_request_handler
+from node.identity import UserVerifier, load_users
 from node.net import enable_tcp_nodelay
 from node.services.context import NodeContext
 from node.services.echo import handle_echo
@@ -154,10 +155,18 @@ class Node:
             (evt.EVT_C_FIND, handle_find, [ctx]),
             (evt.EVT_C_MOVE, handle_move, [ctx]),
             (evt.EVT_C_GET, handle_get, [ctx]),
+            *self._identity_handlers(),
             (evt.EVT_ESTABLISHED, _log_established),
             (evt.EVT_RELEASED, _log_closed),
             (evt.EVT_ABORTED, _log_closed),
         ]
+
+    def _identity_handlers(self) -> list[Any]:
+        """EVT_USER_ID bound only when users are configured (else pynetdicom accepts)."""
+        if self.settings.user_identity_file is None:
+            return []
+        verifier = UserVerifier(load_users(self.settings.user_identity_file))
+        return [(evt.EVT_USER_ID, verifier)]
 
     @property
     def port(self) -> int:

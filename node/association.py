@@ -32,6 +32,7 @@ KNOWN_SYNTAXES = frozenset(AllTransferSyntaxes)
 # A-ASSOCIATE-RJ (result, source, reason) - PS3.8 9.3.4
 REJECT_CALLING_AE = (0x01, 0x01, 0x03)  # rejected-permanent, service-user, calling AE
 REJECT_CALLED_AE = (0x01, 0x01, 0x07)  # rejected-permanent, service-user, called AE
+REJECT_NO_REASON = (0x01, 0x01, 0x01)  # rejected-permanent, service-user, no reason given
 
 
 @lru_cache(maxsize=256)
@@ -76,15 +77,18 @@ class PolicyACSE(ACSE):
         calling = str(request.calling_ae_title).strip()
         address = self.assoc.requestor.address
         reason = rejection(self.settings, called, calling, address)
+        if not reason and self.settings.require_user_identity and not self.requestor.user_identity:
+            reason = REJECT_NO_REASON
         if reason:
             logger.warning(
                 "rejecting association from %s@%s to %s: %s",
                 calling,
                 address,
                 called,
-                "called AE title not configured"
-                if reason == REJECT_CALLED_AE
-                else "calling AE title/host not among the AE's peers",
+                {
+                    REJECT_CALLED_AE: "called AE title not configured",
+                    REJECT_CALLING_AE: "calling AE title/host not among the AE's peers",
+                }.get(reason, "no user identity (RequireUserIdentity)"),
             )
             self.requestor.ae_title = calling
             self.send_reject(*reason)

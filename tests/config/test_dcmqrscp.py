@@ -145,6 +145,7 @@ EXTENSIONS: list[tuple[str, str, object]] = [
     ("AdminToken = abc#def", "admin_token", "abc#def"),
     ("TLSRequirePeerCertificate = yes", "tls_require_peer_certificate", True),
     ("TLSRequirePeerCertificate = Off", "tls_require_peer_certificate", False),
+    ("RequireUserIdentity = yes", "require_user_identity", True),
 ]
 
 
@@ -158,6 +159,7 @@ PATH_KEYWORDS = {
     "TLSCertificate": "tls_certificate",
     "TLSPrivateKey": "tls_private_key",
     "TLSCACertificate": "tls_ca_certificate",
+    "UserIdentityFile": "user_identity_file",
 }
 
 
