@@ -67,4 +67,8 @@ def run(settings: Settings) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # pynetdicom logs every PDU summary and every C-FIND match at INFO; the node's own
+    # association logs say who did what, so keep pynetdicom to warnings unless debugging.
+    if settings.log_level.upper() != "DEBUG":
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     return asyncio.run(serve(settings))

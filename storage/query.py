@@ -397,7 +397,12 @@ def _modalities_sql(constraint: Constraint) -> ColumnElement[bool]:
 def run(session: Session, ae_title: str, query: Query, limit: int | None = None) -> Iterator[Match]:
     """Yield the entities of ``ae_title`` that match ``query``, in a stable order."""
     model = LEVEL_MODEL[query.level]
-    stmt = _base_select(query.level).where(model.ae_title == ae_title)
+    stmt = _base_select(query.level)
+    # Every joined level gets the AE predicate: the indexes all start with ae_title, so a
+    # PatientID or PatientName key can use the patient indexes instead of a scan.
+    for level, level_model in LEVEL_MODEL.items():
+        if LEVEL_ORDER[level] <= LEVEL_ORDER[query.level]:
+            stmt = stmt.where(level_model.ae_title == ae_title)
     python_checks: list[Constraint] = []
     for constraint in query.constraints:
         if constraint.keyword == "ModalitiesInStudy":
