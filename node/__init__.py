@@ -4,7 +4,8 @@ Subpackages: ``services`` (DIMSE handlers), ``tools`` (pure functions on files a
 datasets), ``cli`` (``node-ctl``).  ``storage`` and ``config`` sit below this layer.
 """
 
+from config.identity import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+
 __version__ = "0.1.0"
 
-#: Our Implementation Class UID root and version name, sent in every association.
-IMPLEMENTATION_VERSION_NAME = "DICOM_NODE_010"
+__all__ = ["IMPLEMENTATION_CLASS_UID", "IMPLEMENTATION_VERSION_NAME", "__version__"]

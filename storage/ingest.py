@@ -33,6 +33,8 @@ from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 
+from config.identity import IMPLEMENTATION_CLASS_UID as _CLASS_UID
+from config.identity import IMPLEMENTATION_VERSION_NAME
 from config.model import AEEntry
 from storage.files import FileStore, InvalidUIDError, OutOfSpaceError, StoreError
 from storage.header import HeaderError, extract
@@ -40,8 +42,7 @@ from storage.index import Index, QuotaExceededError
 
 logger = logging.getLogger(__name__)
 
-IMPLEMENTATION_CLASS_UID = UID("1.2.826.0.1.3680043.10.1471.1")
-IMPLEMENTATION_VERSION_NAME = "DICOM_NODE_010"
+IMPLEMENTATION_CLASS_UID = UID(_CLASS_UID)
 
 
 class IngestError(Exception):

@@ -13,6 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, generate_uid
 
+from config.identity import IMPLEMENTATION_CLASS_UID
 from node import IMPLEMENTATION_VERSION_NAME
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
 ]
 
 #: The node's Implementation Class UID (the same value the DICOMDIR writer uses).
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1471.1"
 
 _LOSSY_CODE = ("113040", "DCM", "Lossy Compression")
 

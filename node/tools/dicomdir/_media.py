@@ -30,6 +30,7 @@ from pydicom.uid import (
     JPEGLosslessSV1,
 )
 
+from config.identity import IMPLEMENTATION_CLASS_UID as _IMPLEMENTATION_CLASS_UID
 from node import IMPLEMENTATION_VERSION_NAME
 from node.tools.dicomdir._errors import OutputError, UnknownProfile
 from node.tools.dicomdir._tree import SourceInstance
@@ -49,7 +50,7 @@ PROFILES: dict[str, frozenset[str]] = {
     "STD-GEN-USB-J2K": _J2K,
 }
 
-_IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1471.1"
+
 _SWAP_SIZE = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
 

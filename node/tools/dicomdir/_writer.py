@@ -22,12 +22,12 @@ from pydicom.filewriter import write_data_element, write_dataset, write_file_met
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, ExplicitVRLittleEndian, MediaStorageDirectoryStorage
 
+from config.identity import IMPLEMENTATION_CLASS_UID
+
+#: dicom-node's Implementation Class UID (the one ``storage.ingest`` writes in file meta).
 from node import IMPLEMENTATION_VERSION_NAME
 from node.tools.dicomdir._errors import OutputError
 from node.tools.dicomdir._tree import Record
-
-#: dicom-node's Implementation Class UID (the one ``storage.ingest`` writes in file meta).
-IMPLEMENTATION_CLASS_UID = "1.2.826.0.1.3680043.10.1471.1"
 
 _ITEM_TAG = b"\xfe\xff\x00\xe0"
 # Positions inside an encoded record (Explicit VR Little Endian): each offset element is
