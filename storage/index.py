@@ -18,9 +18,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -136,19 +137,21 @@ class Index:
             patient_pk = _upsert_level(
                 session,
                 Patient,
-                (
-                    Patient.ae_title == ae_title,
-                    Patient.patient_id == rec.patient["patient_id"],
-                    Patient.issuer_of_patient_id == rec.patient["issuer_of_patient_id"],
-                ),
+                {
+                    "ae_title": ae_title,
+                    "patient_id": rec.patient["patient_id"],
+                    "issuer_of_patient_id": rec.patient["issuer_of_patient_id"],
+                },
                 {"ae_title": ae_title, **rec.patient},
                 rec.attrs["PATIENT"],
             )
-            study_key = (
-                Study.ae_title == ae_title,
-                Study.study_instance_uid == rec.study_instance_uid,
-            )
-            if quota is not None and not session.scalar(select(Study.pk).where(*study_key)):
+            study_key = {"ae_title": ae_title, "study_instance_uid": rec.study_instance_uid}
+            if (
+                quota is not None
+                and not session.execute(
+                    _select_level(Study, tuple(study_key), ()), study_key
+                ).first()
+            ):
                 outcome.files_to_delete += _evict_oldest_studies(
                     session, ae_title, quota.max_studies - 1
                 )
@@ -169,10 +172,7 @@ class Index:
             series_pk = _upsert_level(
                 session,
                 Series,
-                (
-                    Series.ae_title == ae_title,
-                    Series.series_instance_uid == rec.series_instance_uid,
-                ),
+                {"ae_title": ae_title, "series_instance_uid": rec.series_instance_uid},
                 {
                     "ae_title": ae_title,
                     "series_instance_uid": rec.series_instance_uid,
@@ -192,24 +192,16 @@ class Index:
                 "calling_ae_title": calling_ae_title,
                 "attrs": rec.attrs["IMAGE"],
             }
-            existing = session.execute(
-                select(Instance.pk, Instance.path, Instance.series_pk).where(
-                    Instance.ae_title == ae_title,
-                    Instance.sop_instance_uid == rec.sop_instance_uid,
-                )
-            ).first()
+            key = {"ae_title": ae_title, "sop_instance_uid": rec.sop_instance_uid}
+            existing = session.execute(_SELECT_INSTANCE, key).first()
             if existing is None:
-                instance_pk = session.execute(
-                    insert(Instance)
-                    .values(ae_title=ae_title, sop_instance_uid=rec.sop_instance_uid, **values)
-                    .returning(Instance.pk)
-                ).scalar_one()
+                instance_pk = session.execute(_insert(Instance), {**key, **values}).scalar_one()
             else:
                 instance_pk = existing.pk
                 outcome.replaced = True
                 if existing.path != path:
                     outcome.files_to_delete.append(existing.path)
-                session.execute(update(Instance).where(Instance.pk == instance_pk).values(values))
+                session.execute(_update(Instance, tuple(values)), {"_pk": instance_pk, **values})
                 if existing.series_pk != series_pk:
                     _prune_empty(session, existing.series_pk)
             if quota is not None:
@@ -299,10 +291,43 @@ class Index:
             return [r.path for r in rows]
 
 
+# Statements are built once per shape and executed with bound parameters: building a fresh
+# select/insert/update for every instance (SQLAlchemy coercing every value, the JSON too)
+# cost several times what SQLite itself spends on an ingest.
+
+
+@cache
+def _select_level(model: Any, key_names: tuple[str, ...], names: tuple[str, ...]) -> Any:
+    table = model.__table__
+    return select(table.c.pk, table.c.attrs, *(table.c[n] for n in names)).where(
+        *(table.c[k] == bindparam(k) for k in key_names)
+    )
+
+
+@cache
+def _insert(model: Any) -> Any:
+    table = model.__table__
+    return insert(table).returning(table.c.pk)
+
+
+@cache
+def _update(model: Any, names: tuple[str, ...]) -> Any:
+    table = model.__table__
+    return (
+        update(table).where(table.c.pk == bindparam("_pk")).values({n: bindparam(n) for n in names})
+    )
+
+
+_SELECT_INSTANCE = select(Instance.pk, Instance.path, Instance.series_pk).where(
+    Instance.ae_title == bindparam("ae_title"),
+    Instance.sop_instance_uid == bindparam("sop_instance_uid"),
+)
+
+
 def _upsert_level(
     session: Session,
     model: Any,
-    key: tuple[Any, ...],
+    key: dict[str, Any],
     columns: dict[str, Any],
     attrs: dict[str, Any],
     inserted: dict[str, Any] | None = None,
@@ -315,20 +340,18 @@ def _upsert_level(
     study and series attributes, and rewriting those rows (their JSON above all) for every
     instance would dominate the cost of an ingest.
     """
-    names = list(columns)
-    row = session.execute(
-        select(model.pk, model.attrs, *(getattr(model, n) for n in names)).where(*key)
-    ).first()
+    names = tuple(columns)
+    row = session.execute(_select_level(model, tuple(key), names), key).first()
     if row is None:
         values = {**columns, "attrs": attrs, **(inserted or {}), **(always or {})}
-        return int(session.execute(insert(model).values(values).returning(model.pk)).scalar_one())
+        return int(session.execute(_insert(model), values).scalar_one())
     changes = {n: columns[n] for n in names if getattr(row, n) != columns[n]}
     current = row.attrs or {}
     if any(current.get(k) != v for k, v in attrs.items()):
         changes["attrs"] = {**current, **attrs}
     changes.update(always or {})
     if changes:
-        session.execute(update(model).where(model.pk == row.pk).values(changes))
+        session.execute(_update(model, tuple(changes)), {"_pk": row.pk, **changes})
     return int(row.pk)
 
 
