@@ -7,28 +7,14 @@ from pathlib import Path
 import pytest
 from pydicom import dcmread
 
+from bench.clients import STORESCU_FLAG  # one table for the tests and the bench
 from config.model import AEEntry, HostEntry
 from tests.interop.conftest import dataset_bytes, run
 from tests.services.helpers import make_ct
 
 pytestmark = pytest.mark.interop
 
-#: storescu's option that proposes each transfer syntax (it proposes only uncompressed ones
-#: unless told): the corpus is sent in groups, one storescu run per group.
-STORESCU_FLAG = {
-    "1.2.840.10008.1.2": "-xi",
-    "1.2.840.10008.1.2.1": "-xe",
-    "1.2.840.10008.1.2.2": "-xb",
-    "1.2.840.10008.1.2.4.50": "-xy",
-    "1.2.840.10008.1.2.4.51": "-xx",
-    "1.2.840.10008.1.2.4.70": "-xs",
-    "1.2.840.10008.1.2.4.80": "-xt",
-    "1.2.840.10008.1.2.4.81": "-xu",
-    "1.2.840.10008.1.2.4.90": "-xv",
-    "1.2.840.10008.1.2.4.91": "-xw",
-    "1.2.840.10008.1.2.5": "-xr",
-    "1.2.840.10008.1.2.1.99": "-xd",
-}
+
 SYNTAXES = list(STORESCU_FLAG)
 
 

@@ -7,6 +7,7 @@ pipes and logs stay clean.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import TextIO
 
@@ -53,3 +54,23 @@ class ProgressBar:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+def add_progress_args(p: argparse.ArgumentParser) -> None:
+    """``--progress``/``--no-progress``: ``args.progress`` is True, False or None (on a tty)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_const",
+        const=True,
+        default=None,
+        help="always draw a progress bar on stderr",
+    )
+    g.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        help="never draw a progress bar",
+    )

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from node.cli.commands._progress import ProgressBar
+from node.cli.commands._progress import ProgressBar, add_progress_args
 from node.tools.scan import BadTag, files_under, parse_tag, scan, summarize, tag_label
 
 
@@ -36,22 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="print the values of every file",
     )
     p.add_argument("--json", action="store_true", help="one object per file, in a list")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_const",
-        const=True,
-        default=None,
-        help="always draw a progress bar on stderr",
-    )
-    g.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_const",
-        const=False,
-        help="never draw a progress bar",
-    )
+    add_progress_args(p)
     p.set_defaults(func=run)
 
 

@@ -27,7 +27,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from node import scu
-from node.cli.commands._progress import ProgressBar
+from node.cli.commands._progress import ProgressBar, add_progress_args
 
 #: Exit codes: 0 success, 1 the operation failed (or some instances did), 2 bad usage.
 EXIT_FAILED = 1
@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _intermixed(p)
     p.add_argument("positional", metavar="HOST [PORT] FILE", nargs="+")
     p.add_argument("-r", "--recursive", action="store_true", help="recurse into sub-directories")
-    _add_progress_args(p)
+    add_progress_args(p)
     p.set_defaults(func=run_store)
 
     query = argparse.ArgumentParser(add_help=False)
@@ -137,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "-o", "--output", type=Path, default=Path("."), metavar="DIR", help="where to write"
     )
-    _add_progress_args(p)
+    add_progress_args(p)
     p.set_defaults(func=run_move)
 
     p = subparsers.add_parser(
@@ -159,7 +159,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="UID",
         help="storage SOP class to accept (repeatable; default: the 120 common ones)",
     )
-    _add_progress_args(p)
+    add_progress_args(p)
     p.set_defaults(func=run_get)
 
 
@@ -233,25 +233,6 @@ def _add_query_args(p: argparse.ArgumentParser) -> None:
             help=f"query/retrieve level {_LEVEL_FLAGS[name]}",
         )
     g.add_argument("--store-query", type=Path, metavar="FILE", help="write the query dataset")
-
-
-def _add_progress_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_const",
-        const=True,
-        default=None,
-        help="always draw a progress bar on stderr",
-    )
-    g.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_const",
-        const=False,
-        help="never draw a progress bar",
-    )
 
 
 # --------------------------------------------------------------------------- plumbing
