@@ -230,6 +230,20 @@ def line_value(name: str, valueptr: str) -> str:
     return rest
 
 
+def parse_job_concurrency(text: str) -> dict[str, int]:
+    """``kind=N, kind=N``: per job kind, the most jobs running at once (N >= 1)."""
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kind, sep, number = item.partition("=")
+        kind = kind.strip()
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_-]*", kind):
+            raise InvalidValue(f"JobConcurrency: {item!r} is not kind=N (e.g. convert=2)")
+        limits[kind] = parse_int(number.strip(), f"JobConcurrency {kind}", 1, 1024)
+    if not limits:
+        raise InvalidValue("JobConcurrency needs kind=N items, e.g. convert=1, forward=4")
+    return limits
+
+
 def _seconds(what: str, allow_zero: bool = False) -> Callable[[str, Path], float]:
     return lambda text, base: parse_seconds(text, what, allow_zero)
 
@@ -286,6 +300,9 @@ _KEYWORDS = (
         "line",
         lambda t, b: parse_bool(t, "RequireUserIdentity"),
     ),
+    Keyword("JobWorkers", "job_workers", "line", lambda t, b: parse_int(t, "JobWorkers", 1, 256)),
+    Keyword("JobConcurrency", "job_concurrency", "line", lambda t, b: parse_job_concurrency(t)),
+    Keyword("JobLease", "job_lease", "line", _seconds("JobLease")),
 )
 
 #: Keyword name -> Keyword, in the order of docs/config.md.

@@ -113,6 +113,20 @@ class Settings(_Frozen):
     #: association without a valid username/password is rejected.
     user_identity_file: Path | None = Field(default=None)
     require_user_identity: bool = Field(default=False)
+    #: Processes of the job runner's pool (CPU work: anonymize, convert, render, export);
+    #: ``None``: one per CPU.
+    job_workers: int | None = None
+    #: Most jobs of one kind running at once, e.g. ``{"convert": 1, "forward": 4}``; a kind
+    #: not named runs up to ``job_workers`` at once.
+    job_concurrency: dict[str, int] = Field(default_factory=dict)
+    #: Seconds a claimed job stays leased without a heartbeat; after that another runner
+    #: (or this one after a restart) takes it again.
+    job_lease: float = 60.0
+
+    @property
+    def ingest_events_wanted(self) -> bool:
+        """Must the index keep an ``ingest_events`` outbox (ingest or study-stable triggers)?"""
+        return False
 
     @property
     def response_character_set(self) -> str | None:

@@ -93,6 +93,9 @@ class EnvOverrides(BaseSettings):
     tls_require_peer_certificate: str | None = None
     user_identity_file: str | None = None
     require_user_identity: str | None = None
+    job_workers: str | None = None
+    job_concurrency: str | None = None
+    job_lease: str | None = None
 
     @classmethod
     def settings_customise_sources(

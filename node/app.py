@@ -62,7 +62,7 @@ def open_storage(settings: Settings) -> tuple[Index, dict[str, FileStore]]:
     engine = create_index_engine(settings.resolved_database_url())
     upgrade(engine)
     stores = {entry.title: FileStore(entry.storage_area) for entry in settings.ae_table}
-    return Index(engine), stores
+    return Index(engine, outbox=settings.ingest_events_wanted), stores
 
 
 #: PS3.15 B.9 "BCP 195 non-downgrading" TLS profile: TLS 1.2 with these AEAD suites, or

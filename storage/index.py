@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.model import Quota
 from storage.db import is_sqlite
 from storage.header import InstanceRecord
-from storage.models import Instance, Patient, Series, Study
+from storage.models import IngestEvent, Instance, Patient, Series, Study
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,11 @@ class StoredInstance:
 class Index:
     """The index database (SQLite or PostgreSQL) behind one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, outbox: bool = False) -> None:
         self.engine = engine
+        #: Write an ``ingest_events`` row with every instance (when ingest or study-stable
+        #: triggers exist): the trigger side consumes them, exactly once, crash or not.
+        self.outbox = outbox
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write = sessionmaker(
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
@@ -208,6 +211,19 @@ class Index:
                 outcome.files_to_delete += _enforce_study_bytes(
                     session, study_pk, quota.max_bytes_per_study, keep=instance_pk
                 )
+            if self.outbox:
+                session.execute(
+                    _insert_event(),
+                    {
+                        "ae_title": ae_title,
+                        "sop_instance_uid": rec.sop_instance_uid,
+                        "study_instance_uid": rec.study_instance_uid,
+                        "series_instance_uid": rec.series_instance_uid,
+                        "sop_class_uid": rec.sop_class_uid,
+                        "calling_ae_title": calling_ae_title,
+                        "received_at": now,
+                    },
+                )
         return outcome
 
     # -- retrieval -----------------------------------------------------------------------
@@ -316,6 +332,11 @@ def _update(model: Any, names: tuple[str, ...]) -> Any:
     return (
         update(table).where(table.c.pk == bindparam("_pk")).values({n: bindparam(n) for n in names})
     )
+
+
+@cache
+def _insert_event() -> Any:
+    return insert(IngestEvent)
 
 
 _SELECT_INSTANCE = select(Instance.pk, Instance.path, Instance.series_pk).where(

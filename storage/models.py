@@ -1,4 +1,4 @@
-"""The index schema: patient / study / series / instance, jobs, UID maps.
+"""The index schema: patient / study / series / instance, jobs, routes, UID maps.
 
 Why this shape: every AE title of the AETable has its own records (dcmqrscp semantics), so
 each level carries ``ae_title`` and its natural key is unique per AE.  Patients are keyed by
@@ -17,12 +17,18 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
+    Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
+    Table,
     Text,
+    Unicode,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -149,6 +155,110 @@ class Job(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Set by a cancel of a running job; the runner stops at its next step.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: What the job has finished so far (kind-specific), so a resumed job skips it.
+    checkpoint: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    #: Who asked: ``api``, ``cli``, ``trigger:NAME``, ``route:NAME``.
+    origin: Mapped[str] = mapped_column(String(128), default="")
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class IngestEvent(Base):
+    """An instance that was indexed and has not yet been seen by the ingest triggers.
+
+    Why a table (a transactional outbox) rather than an in-memory event: the row is written
+    in the same transaction as the instance, so a crash after the C-STORE-RSP cannot lose a
+    trigger, and ingest worker processes need no channel to the process running triggers.
+    """
+
+    __tablename__ = "ingest_events"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    series_instance_uid: Mapped[str] = mapped_column(String(64))
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    calling_ae_title: Mapped[str] = mapped_column(String(16), default="")
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class StableMark(Base):
+    """The study version (its ``updated_at``) a study-stable trigger last fired for."""
+
+    __tablename__ = "stable_marks"
+    __table_args__ = (UniqueConstraint("ae_title", "study_instance_uid", name="uq_stable_mark"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ae_title: Mapped[str] = mapped_column(String(16))
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    fired_for: Mapped[datetime] = mapped_column(DateTime)
+    fired_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class RouteRun(Base):
+    """One run of a route: why it ran, what it selected, what went and what did not."""
+
+    __tablename__ = "route_runs"
+    __table_args__ = (Index("ix_route_runs_route", "route", "started_at"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    route: Mapped[str] = mapped_column(String(64))
+    #: ``schedule``, ``manual``, ``stable``, ``ingest``.
+    reason: Mapped[str] = mapped_column(String(32))
+    #: ``running``, ``succeeded``, ``partial``, ``failed``.
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    selected: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RouteStudy(Base):
+    """A study a route took: the version it took (the study's ``updated_at``) and its fate.
+
+    Why per study and per version: "new since the last run" is a study that was never sent
+    or changed since it was sent, which survives failed runs and restarts.
+    """
+
+    __tablename__ = "route_studies"
+    __table_args__ = (
+        UniqueConstraint("route", "ae_title", "study_instance_uid", name="uq_route_study"),
+        Index("ix_route_studies_run", "run_pk"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    route: Mapped[str] = mapped_column(String(64))
+    ae_title: Mapped[str] = mapped_column(String(16))
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_updated_at: Mapped[datetime] = mapped_column(DateTime)
+    #: ``queued``, ``sent``, ``failed``.
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    run_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("route_runs.pk", ondelete="SET NULL"), nullable=True
+    )
+    job_pk: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    instances_sent: Mapped[int] = mapped_column(Integer, default=0)
+    new_study_instance_uid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+#: APScheduler 3's SQLAlchemyJobStore table, created here (Alembic is the only schema path);
+#: the store's own ``create_all`` then finds it and does nothing.
+apscheduler_jobs = Table(
+    "apscheduler_jobs",
+    Base.metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
 
 
 class UidMap(Base):

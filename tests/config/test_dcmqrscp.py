@@ -146,6 +146,9 @@ EXTENSIONS: list[tuple[str, str, object]] = [
     ("TLSRequirePeerCertificate = yes", "tls_require_peer_certificate", True),
     ("TLSRequirePeerCertificate = Off", "tls_require_peer_certificate", False),
     ("RequireUserIdentity = yes", "require_user_identity", True),
+    ("JobWorkers = 3", "job_workers", 3),
+    ("JobConcurrency = convert=1, forward = 4", "job_concurrency", {"convert": 1, "forward": 4}),
+    ("JobLease = 90", "job_lease", 90.0),
 ]
 
 
@@ -393,6 +396,10 @@ def test_missing_file(tmp_path: Path) -> None:
         ("DatabaseURL =\n", 1, "DatabaseURL needs a value"),
         ("DataDir = # nothing\n", 1, "DataDir needs a value"),
         ('AdminToken = "x" y\n', 1, "unexpected 'y' after the quoted value"),
+        ("JobWorkers = 0\n", 1, "JobWorkers 0 out of range 1-256"),
+        ("JobConcurrency = convert\n", 1, "'convert' is not kind=N"),
+        ("JobConcurrency = convert=0\n", 1, "JobConcurrency convert 0 out of range"),
+        ("JobConcurrency = ,\n", 1, "JobConcurrency needs kind=N items"),
         # tables: structure
         ("\n\nHostTable BEGIN\na = (A, h, 1)\n", 3, "HostTable BEGIN without HostTable END"),
         ("VendorTable BEGIN\n", 1, "VendorTable BEGIN without VendorTable END"),
