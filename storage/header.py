@@ -13,6 +13,7 @@ groups) are left in the file: the index keeps what a query can match or return.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -22,12 +23,53 @@ from typing import Any
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
+from sqlalchemy import String
+
+from storage.models import Instance, Patient, Series, Study
 
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
 _BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}
 _MAX_BINARY = 256
 _MAX_SEQUENCE_ITEMS = 32
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}
+
+
+#: Columns that are part of a natural key: an over-long value must not merge two entities.
+_KEY_COLUMNS = frozenset({"patient_id", "issuer_of_patient_id"})
+_DIGEST_CHARS = 16
+
+
+def index_value(column: Any, value: str) -> str:
+    """The form of ``value`` that the indexed ``column`` (e.g. ``Patient.patient_id``) keeps.
+
+    Values are stored as sent in the file and in ``attrs``; a column holds at most its
+    declared width (PostgreSQL's VARCHAR(n) refuses more, SQLite would keep it), without NUL
+    characters or unpaired surrogates (neither can be stored as PostgreSQL text).  A longer
+    value is cut to the width; in a key column (PatientID, IssuerOfPatientID) it keeps a
+    prefix plus ``~`` and a digest of the whole value, so two over-long IDs that share a
+    prefix stay two patients.  A query compares ``index_value(column, wanted)`` with the
+    column, and the exact match is decided on ``attrs``.
+    """
+    if "\0" in value:
+        value = value.replace("\0", "")
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    width = column.type.length if isinstance(column.type, String) else None
+    if width is None or len(value) <= width:
+        return value
+    if column.key in _KEY_COLUMNS:
+        digest = hashlib.blake2s(value.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
+        return f"{value[: width - _DIGEST_CHARS - 1]}~{digest}"
+    return value[:width]
+
+
+def kept_length(column: Any) -> int | None:
+    """How many leading characters of a value ``index_value`` keeps intact in ``column``
+    (None: no limit): a stored value at least this long may have been cut."""
+    width = column.type.length if isinstance(column.type, String) else None
+    if width is None:
+        return None
+    return width - _DIGEST_CHARS - 1 if column.key in _KEY_COLUMNS else width
 
 
 class HeaderError(ValueError):
@@ -114,28 +156,38 @@ def extract(ds: Dataset, transfer_syntax_uid: str) -> InstanceRecord:
     )
     name = _text(ds, "PatientName")
     record.patient = {
-        "patient_id": _text(ds, "PatientID"),
-        "issuer_of_patient_id": _text(ds, "IssuerOfPatientID"),
-        "patient_name": name,
-        "patient_name_key": name.upper(),
-        "patient_birth_date": _text(ds, "PatientBirthDate")[:8],
-        "patient_sex": _text(ds, "PatientSex")[:16],
+        "patient_id": index_value(Patient.patient_id, _text(ds, "PatientID")),
+        "issuer_of_patient_id": index_value(
+            Patient.issuer_of_patient_id, _text(ds, "IssuerOfPatientID")
+        ),
+        "patient_name": index_value(Patient.patient_name, name),
+        "patient_name_key": index_value(Patient.patient_name_key, name.upper()),
+        "patient_birth_date": index_value(
+            Patient.patient_birth_date, _text(ds, "PatientBirthDate")
+        ),
+        "patient_sex": index_value(Patient.patient_sex, _text(ds, "PatientSex")),
     }
     record.study = {
-        "study_date": _text(ds, "StudyDate")[:8],
-        "study_time": _text(ds, "StudyTime")[:16],
-        "accession_number": _text(ds, "AccessionNumber"),
-        "study_id": _text(ds, "StudyID")[:16],
-        "referring_physician_name": _text(ds, "ReferringPhysicianName"),
-        "study_description": _text(ds, "StudyDescription")[:64],
+        "study_date": index_value(Study.study_date, _text(ds, "StudyDate")),
+        "study_time": index_value(Study.study_time, _text(ds, "StudyTime")),
+        "accession_number": index_value(Study.accession_number, _text(ds, "AccessionNumber")),
+        "study_id": index_value(Study.study_id, _text(ds, "StudyID")),
+        "referring_physician_name": index_value(
+            Study.referring_physician_name, _text(ds, "ReferringPhysicianName")
+        ),
+        "study_description": index_value(Study.study_description, _text(ds, "StudyDescription")),
     }
     record.series = {
-        "modality": _text(ds, "Modality")[:16],
-        "series_number": _text(ds, "SeriesNumber")[:12],
-        "series_date": _text(ds, "SeriesDate")[:8],
-        "series_description": _text(ds, "SeriesDescription")[:64],
+        "modality": index_value(Series.modality, _text(ds, "Modality")),
+        "series_number": index_value(Series.series_number, _text(ds, "SeriesNumber")),
+        "series_date": index_value(Series.series_date, _text(ds, "SeriesDate")),
+        "series_description": index_value(
+            Series.series_description, _text(ds, "SeriesDescription")
+        ),
     }
-    record.instance = {"instance_number": _text(ds, "InstanceNumber")[:12]}
+    record.instance = {
+        "instance_number": index_value(Instance.instance_number, _text(ds, "InstanceNumber"))
+    }
     attrs: dict[str, dict[str, Any]] = {level: {} for level in LEVELS}
     for elem in ds:
         if elem.tag.group in (0x0002,) or elem.tag.is_private or elem.tag.element == 0:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.model import Quota
 from storage.db import is_sqlite
-from storage.header import InstanceRecord
+from storage.header import InstanceRecord, index_value
 from storage.models import IngestEvent, Instance, Patient, Series, Study
 
 logger = logging.getLogger(__name__)
@@ -137,6 +137,8 @@ class Index:
         now = utcnow()
         outcome = RecordOutcome()
         with self.write_session() as session, session.begin():
+            left_studies: list[int] = []
+            left_patients: list[int] = []
             patient_pk = _upsert_level(
                 session,
                 Patient,
@@ -171,6 +173,7 @@ class Index:
                 rec.attrs["STUDY"],
                 inserted={"created_at": now},
                 always={"updated_at": now},
+                left_parents=left_patients,
             )
             series_pk = _upsert_level(
                 session,
@@ -183,7 +186,10 @@ class Index:
                     **rec.series,
                 },
                 rec.attrs["SERIES"],
+                left_parents=left_studies,
             )
+            if left_studies or left_patients:
+                _prune_left_parents(session, left_studies, left_patients)
             values = {
                 "series_pk": series_pk,
                 "sop_class_uid": rec.sop_class_uid,
@@ -255,7 +261,10 @@ class Index:
             .order_by(Study.pk, Series.pk, Instance.pk)
         )
         if patient_ids:
-            stmt = stmt.where(Patient.patient_id.in_(list(patient_ids)))
+            # over-long IDs are kept cut (with a digest) in the column: compare that form
+            stmt = stmt.where(
+                Patient.patient_id.in_([index_value(Patient.patient_id, p) for p in patient_ids])
+            )
         if study_uids:
             stmt = stmt.where(Study.study_instance_uid.in_(list(study_uids)))
         if series_uids:
@@ -353,13 +362,16 @@ def _upsert_level(
     attrs: dict[str, Any],
     inserted: dict[str, Any] | None = None,
     always: dict[str, Any] | None = None,
+    left_parents: list[int] | None = None,
 ) -> int:
     """Insert a patient/study/series row, or update it; returns its primary key.
 
     Latest instance wins for the level's attributes (as dcmqrscp and Orthanc do), but only
     what changed is written: the instances of a series nearly always repeat their patient,
     study and series attributes, and rewriting those rows (their JSON above all) for every
-    instance would dominate the cost of an ingest.
+    instance would dominate the cost of an ingest.  A row that moves to another parent (a
+    study now under another PatientID) appends the parent it left to ``left_parents``,
+    which may now be empty.
     """
     names = tuple(columns)
     row = session.execute(_select_level(model, tuple(key), names), key).first()
@@ -367,6 +379,8 @@ def _upsert_level(
         values = {**columns, "attrs": attrs, **(inserted or {}), **(always or {})}
         return int(session.execute(_insert(model), values).scalar_one())
     changes = {n: columns[n] for n in names if getattr(row, n) != columns[n]}
+    if left_parents is not None:
+        left_parents += [getattr(row, n) for n in _PARENT_COLUMNS & changes.keys()]
     current = row.attrs or {}
     if any(current.get(k) != v for k, v in attrs.items()):
         changes["attrs"] = {**current, **attrs}
@@ -374,6 +388,25 @@ def _upsert_level(
     if changes:
         session.execute(_update(model, tuple(changes)), {"_pk": row.pk, **changes})
     return int(row.pk)
+
+
+_PARENT_COLUMNS = frozenset({"patient_pk", "study_pk"})
+
+
+def _prune_left_parents(
+    session: Session, left_studies: list[int], left_patients: list[int]
+) -> None:
+    """Remove studies and patients that a re-parented series or study left empty."""
+    for study_pk in left_studies:
+        if session.scalar(select(Series.pk).where(Series.study_pk == study_pk).limit(1)):
+            continue
+        patient_pk = session.scalar(select(Study.patient_pk).where(Study.pk == study_pk))
+        session.execute(delete(Study).where(Study.pk == study_pk))
+        if patient_pk is not None:
+            left_patients.append(patient_pk)
+    for patient_pk in left_patients:
+        if not session.scalar(select(Study.pk).where(Study.patient_pk == patient_pk).limit(1)):
+            session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
 
 def _prune_empty(session: Session, series_pk: int) -> None:

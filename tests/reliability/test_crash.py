@@ -43,8 +43,12 @@ def acknowledged(storescu_log: str) -> list[str]:
     return done
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "ingest-workers"])
 def test_kill_9_during_ingest_loses_nothing_acknowledged(
-    tmp_path: Path, free_port: Callable[[], int], require_binary: Callable[[str], str]
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    require_binary: Callable[[str], str],
+    workers: int,
 ) -> None:
     storescu = require_binary("storescu")
     source = tmp_path / "source"
@@ -58,6 +62,8 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(
     rng = random.Random(1234)
     port = free_port()
     cfg = write_config(tmp_path, port)
+    # IngestWorkers 2: the daemon's worker dies with it (PR_SET_PDEATHSIG), mid-ingest too
+    cfg.write_text(cfg.read_text() + f"IngestWorkers = {workers}\n")
     all_acknowledged: dict[str, str] = {}
     for _ in range(ROUNDS):
         node = start(cfg, tmp_path)
