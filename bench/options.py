@@ -9,7 +9,7 @@ from typing import Any
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 #: Every workload, in the order they run.
-WORKLOADS = ("ingest", "corpus", "find", "move", "rss", "index")
+WORKLOADS = ("ingest", "corpus", "find", "move", "rss", "index", "tools")
 
 
 @dataclass
@@ -33,6 +33,8 @@ class Options:
     scales: tuple[int, ...] = (10_000, 100_000)
     scale_reps: int = 50
     postgres_url: str | None = DEFAULT_POSTGRES_URL
+    #: CT files of the offline-tools workload (node-ctl vs gdcmanon, gdcmconv, dcm2pnm...)
+    tools_count: int = 1000
 
     def as_dict(self) -> dict[str, Any]:
         """For the JSON: paths as text, no password of the PostgreSQL URL."""

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, ClassVar
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,8 @@ class NodePeer(Server):
     log_level: str = "INFO"
     max_pdu_size: int = 16384
     extra_config: str = ""
+    #: Lines added to every node config of a run (``python -m bench.run --node-config``).
+    run_config: ClassVar[str] = ""
 
     @property
     def config_path(self) -> Path:
@@ -242,6 +244,7 @@ class NodePeer(Server):
             f"LogLevel = {self.log_level}\n"
             "ShutdownGrace = 5\n"
             f"{self.extra_config}"
+            f"{self.run_config}"
             "HostTable BEGIN\n"
             f"{hosts}\n"
             "HostTable END\n"

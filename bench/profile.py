@@ -4,10 +4,13 @@
 ``storescu`` while ``py-spy record --idle --threads`` samples the node, then breaks the
 wall-clock time of the association's two threads down:
 
-- the association thread (pynetdicom ``Association``: DIMSE, our C-STORE handler), by
-  category (fsync, SQL commit, header parse...), and by the line of our code it was on;
-- the DUL thread (pynetdicom ``DULServiceProvider``: socket reads, PDU decoding, the
-  state machine).
+- the thread that serves the C-STORE, by category (receive, fsync, SQL commit, header
+  parse...) and by the line of our code it was on: since ``node.receive`` serves a C-STORE
+  on the DUL thread (``NodeAssociation.serve_here``), that is the DUL thread, the
+  association thread stays idle;
+- a DUL thread that only carries PDUs (pynetdicom's own ``DULServiceProvider``), if any.
+
+The node runs with ``IngestWorkers 1``: py-spy samples one process.
 
 ``--idle`` matters: a thread waiting in ``fsync`` or ``time.sleep`` is idle to the CPU but
 is exactly where an association's wall-clock time goes.  py-spy is a development tool
@@ -44,14 +47,26 @@ ASSOC_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("index: quota checks", ("_enforce_study_bytes", "_evict_oldest_studies")),
     ("index: look-up of an existing instance", ("Index.instances",)),
     ("index: other SQL and ORM work", ("Index.record",)),
-    ("file: write, fsync, link, folder fsync", ("FileStore.put", "PendingWrite", "_fsync_dir")),
+    (
+        "file: rename/link, fsync of file and folder",
+        ("FileStore.put", "FileStore.adopt", "PendingWrite", "_fsync_dir"),
+    ),
     ("header: parse received bytes (pydicom)", ("_read_header",)),
     ("header: index record + DICOM JSON (extract)", ("extract (storage/header.py",)),
     ("file meta encoding (build_file_meta)", ("build_file_meta",)),
     ("logging", ("logging/__init__.py", "LoggerAdapter")),
     ("other work in the C-STORE handler", ("handle_store",)),
-    ("pynetdicom: send the C-STORE response", ("send_msg", "DIMSEServiceProvider.send")),
+    ("send the C-STORE response", ("send_msg", "DIMSEServiceProvider.send")),
     ("pynetdicom: StorageServiceClass around the handler", ("StorageServiceClass",)),
+    # node/dul.py + node/receive.py: the handler runs on the DUL thread (serve_here)
+    ("receive: write P-DATA fragments into the store's .tmp", ("ReceivedPart",)),
+    ("receive: socket reads", ("_recv_exact",)),
+    ("receive: waiting for the peer (select)", ("NodeDUL._wait",)),
+    (
+        "receive: PDU parsing, DIMSE assembly, command set decoding",
+        ("NodeDIMSE", "_read_pdu_data", "_p_data"),
+    ),
+    ("receive: other DUL reactor work", ("NodeDUL",)),
     (
         "pynetdicom: reactor loop sleep, time.sleep(0.001) (includes waiting for the next C-STORE)",
         ("association.py:714",),
@@ -137,7 +152,7 @@ def analyse(raw: Path) -> dict[str, ThreadProfile]:
 def render(profiles: dict[str, ThreadProfile], header: str, top: int = 15) -> str:
     lines = [header, ""]
     titles = {
-        "association": "Association thread (DIMSE + our C-STORE handler), wall-clock",
+        "association": "Thread serving the C-STORE (DUL reactor + our handler), wall-clock",
         "dul": "DUL thread (socket, PDUs), wall-clock",
     }
     for kind, profile in profiles.items():
@@ -167,7 +182,8 @@ def record(count: int, rate: int, workdir: Path, raw: Path) -> tuple[float, int]
         raise SystemExit("bench.profile: py-spy not found (pip install py-spy)")
     folder = workdir / "ct"
     datasets.write_ct_series(folder, count)
-    node = NodePeer(workdir=workdir / "node")
+    # one process: the association must be in the process py-spy samples
+    node = NodePeer(workdir=workdir / "node", extra_config="IngestWorkers = 1\n")
     node.start()
     try:
         sampler = subprocess.Popen(

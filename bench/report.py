@@ -17,8 +17,10 @@ from typing import Any
 from bench.env import summary_line
 from bench.peers import ORTHANC, STORESCP, US
 
+#: The C++ tool a ``tools`` figure compares with (its name is in ``details["tool"]``).
+CXX = "cxx-tool"
 PEER_ORDER = (ORTHANC, STORESCP)
-LABELS = {US: "dicom-node", ORTHANC: "Orthanc", STORESCP: "storescp"}
+LABELS = {US: "dicom-node", ORTHANC: "Orthanc", STORESCP: "storescp", CXX: "C++ tool"}
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Figure:
             out["median"][system] = self.median(system)
             if self.secondary.get(system):
                 out.setdefault("secondary_median", {})[system] = self.median(system, "secondary")
-        for peer in PEER_ORDER:
+        for peer in (*PEER_ORDER, CXX):
             ratio = self.ratio(peer)
             if ratio is not None:
                 out["ratio"][peer] = round(ratio, 3)
@@ -120,23 +122,45 @@ def _ratio_cell(figure: Figure, peer: str) -> str:
     return f"{ratio:.2f}x"
 
 
+def _is_tool(fig: Figure) -> bool:
+    return fig.key.startswith("tools-") or CXX in fig.values
+
+
+def _met_cell(fig: Figure) -> str:
+    if fig.error:
+        return "error"
+    return {True: "yes", False: "**no**", None: "-"}[fig.met()]
+
+
 def markdown(figures: list[Figure], env: dict[str, Any], runs: int) -> str:
     """The results table, then the environment, as markdown."""
     header = (
         "| Workload | Metric | dicom-node | Orthanc | storescp | vs Orthanc | vs storescp "
         "| Target | Met |"
     )
-    lines = [header, "|" + "---|" * 9]
-    for fig in figures:
+    network = [fig for fig in figures if not _is_tool(fig)]
+    tools = [fig for fig in figures if _is_tool(fig)]
+    lines = [header, "|" + "---|" * 9] if network or not tools else []
+    for fig in network:
         metric = fig.metric + (f" ({fig.secondary_name})" if fig.secondary_name else "")
-        met = {True: "yes", False: "**no**", None: "-"}[fig.met()]
-        if fig.error:
-            met = "error"
         lines.append(
             f"| {fig.title} | {metric} | {_cell(fig, US)} | {_cell(fig, ORTHANC)} "
             f"| {_cell(fig, STORESCP)} | {_ratio_cell(fig, ORTHANC)} "
-            f"| {_ratio_cell(fig, STORESCP)} | {fig.target or '-'} | {met} |"
+            f"| {_ratio_cell(fig, STORESCP)} | {fig.target or '-'} | {_met_cell(fig)} |"
         )
+    if tools:
+        if lines:
+            lines.append("")
+        lines.append(
+            "| Tool workload | Metric | dicom-node | C++ tool | Tool | vs tool | Target | Met |"
+        )
+        lines.append("|" + "---|" * 8)
+        for fig in tools:
+            lines.append(
+                f"| {fig.title} | {fig.metric} | {_cell(fig, US)} | {_cell(fig, CXX)} "
+                f"| {fig.details.get('tool', '-')} | {_ratio_cell(fig, CXX)} "
+                f"| {fig.target or '-'} | {_met_cell(fig)} |"
+            )
     lines.append("")
     lines.append(
         f"Median of {runs} run(s) per figure (C-FIND: percentiles over all repetitions); "

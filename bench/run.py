@@ -20,6 +20,7 @@ from typing import Any
 from bench import env as environment
 from bench.env import REPO_ROOT
 from bench.options import DEFAULT_POSTGRES_URL, WORKLOADS, Options
+from bench.peers import NodePeer
 from bench.report import Figure, markdown, write_json
 
 logger = logging.getLogger("bench")
@@ -35,6 +36,7 @@ FULL = {
     "large_mb": 256,
     "scales": "10000,100000",
     "scale_reps": 50,
+    "tools_count": 1000,
 }
 QUICK = {
     "runs": 1,
@@ -46,6 +48,7 @@ QUICK = {
     "large_mb": 16,
     "scales": "1000",
     "scale_reps": 5,
+    "tools_count": 20,
 }
 
 
@@ -87,11 +90,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--scales", help="index sizes in instances (10000,100000)")
     p.add_argument("--with-1m", action="store_true", help="add the 1,000,000-instance index")
     p.add_argument("--scale-reps", type=int, help="repetitions of each index query kind (50)")
+    p.add_argument("--tools-count", type=int, help="CT files of the offline-tools workload (1000)")
     p.add_argument(
         "--postgres-url",
         default=DEFAULT_POSTGRES_URL,
         help="server for the PostgreSQL index scale (a database is created and dropped); "
         "'none' to skip",
+    )
+    p.add_argument(
+        "--node-config",
+        action="append",
+        default=[],
+        help="a line added to the node's config, e.g. 'IngestWorkers = 1' (repeatable)",
     )
     p.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "latest.json")
     p.add_argument("--workdir", type=Path, help="parent of the temporary work folder")
@@ -132,6 +142,7 @@ def options_from(args: argparse.Namespace, workdir: Path) -> Options:
         scales=scales,
         scale_reps=pick("scale_reps"),
         postgres_url=postgres,
+        tools_count=pick("tools_count"),
     )
 
 
@@ -152,6 +163,10 @@ def run_workloads(opts: Options) -> list[Figure]:
                 )
             elif name == "index":
                 figures += index_scale(opts)
+            elif name == "tools":
+                from bench.tools import tools
+
+                figures += tools(opts)
             else:
                 figures += workloads.SIMPLE_WORKLOADS[name](opts)
         except Exception as exc:  # noqa: BLE001 - report it and go on with the others
@@ -183,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         base.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="dicom-bench-", dir=base))
     opts = options_from(args, workdir)
+    NodePeer.run_config = "".join(f"{line}\n" for line in args.node_config)
     env = environment.describe()
+    if args.node_config:
+        env["node_config"] = list(args.node_config)
     if opts.postgres_url and "index" in opts.workloads:
         from bench.indexscale import postgres_version
 

@@ -42,7 +42,13 @@ class Patient(Base):
     __tablename__ = "patients"
     __table_args__ = (
         UniqueConstraint("ae_title", "patient_id", "issuer_of_patient_id", name="uq_patient"),
-        Index("ix_patients_name_key", "ae_title", "patient_name_key"),
+        # text_pattern_ops on PostgreSQL: C-FIND's PN prefix ranges (~>=~ / ~<~, migration 0003)
+        Index(
+            "ix_patients_name_key",
+            "ae_title",
+            "patient_name_key",
+            postgresql_ops={"patient_name_key": "text_pattern_ops"},
+        ),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -93,6 +99,13 @@ class Series(Base):
         UniqueConstraint("ae_title", "series_instance_uid", name="uq_series"),
         Index("ix_series_study", "study_pk"),
         Index("ix_series_modality", "ae_title", "modality"),
+        Index("ix_series_date", "ae_title", "series_date"),
+        Index(
+            "ix_series_description",
+            "ae_title",
+            "series_description",
+            postgresql_ops={"series_description": "text_pattern_ops"},
+        ),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)

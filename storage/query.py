@@ -27,19 +27,21 @@ Exceptions::
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from storage.header import level_of_keyword
+from storage.header import index_value, kept_length, level_of_keyword
 from storage.models import Instance, Patient, Series, Study
 
 LEVEL_ORDER = {"PATIENT": 0, "STUDY": 1, "SERIES": 2, "IMAGE": 3}
@@ -217,8 +219,15 @@ class Constraint:
             return _normalise("TM", candidate, False) == _normalise("TM", self.value, False)
         return candidate == self.value
 
-    def sql(self) -> ColumnElement[bool] | None:
-        """A coarse SQL predicate for an indexed key (a superset of the exact matches)."""
+    def sql(self, dialect: str = "") -> ColumnElement[bool] | None:
+        """A coarse SQL predicate for an indexed key (a superset of the exact matches).
+
+        ``dialect`` is the SQLAlchemy dialect name: a wildcard with a literal prefix
+        (``DOE*``) becomes a range on the column, which a plain index serves on SQLite (its
+        LIKE ignores case, so it never uses one) and a ``text_pattern_ops`` index serves on
+        PostgreSQL through the pattern operators (collation-independent, bound-parameter
+        friendly, unlike LIKE in a generic plan).
+        """
         if self.keyword not in COLUMNS or self.kind == "sequence":
             return None
         _level, column = COLUMNS[self.keyword]
@@ -237,16 +246,72 @@ class Constraint:
             pattern = self.value.upper()
         else:
             pattern = self.value
+        # Over-long values are cut in their column (storage.header.index_value); the exact
+        # match is always decided on the whole value in Python, so SQL only must not lose them.
+        kept = kept_length(column)
         if self.kind == "wildcard":
             if pattern.strip("*") == "":
                 return None
-            return column.like(_like_pattern(pattern), escape="\\")
+            prefix = _literal_prefix(pattern)
+            if kept is not None and len(prefix) >= kept:
+                prefix = prefix[: kept - 1]
+                pattern = prefix + "*"
+            like = column.like(_like_pattern(pattern), escape="\\")
+            if not prefix:
+                return like if kept is None else or_(like, func.length(column) >= kept)
+            narrowed = _prefix_range(column, prefix, dialect)
+            if pattern == prefix + "*":
+                return narrowed  # the range is the whole predicate
+            if kept is not None:  # a cut value may have lost what the rest must match
+                like = or_(like, func.length(column) >= kept)
+            return and_(narrowed, like)
         if self.vr == "TM":
             return None
+        if kept is not None and len(pattern) >= kept:
+            pattern = index_value(column, pattern)
         if self.keyword == "PatientName":
             # stored names may carry ideographic groups: the exact check happens in Python
             return or_(column == pattern, column.like(_like_pattern(pattern) + "=%", escape="\\"))
         return column == pattern
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The characters of a wildcard pattern before its first ``*`` or ``?``."""
+    cut = len(pattern)
+    for wildcard in ("*", "?"):
+        found = pattern.find(wildcard)
+        if found >= 0:
+            cut = min(cut, found)
+    return pattern[:cut]
+
+
+def _prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string above every string that starts with ``prefix`` (code points)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF and not 0xD7FF <= last < 0xE000:
+            return prefix[:-1] + chr(last + 1)
+        if 0xD7FF == last:
+            return prefix[:-1] + chr(0xE000)  # skip the surrogates
+        prefix = prefix[:-1]
+    return None
+
+
+def _prefix_range(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` starts with ``prefix``, as a range an index can serve.
+
+    SQLite compares text with BINARY (UTF-8 bytes: code point order); on PostgreSQL the
+    ``~>=~``/``~<~`` operators compare bytes whatever the database collation is.
+    """
+    upper = _prefix_upper_bound(prefix)
+    if dialect == "postgresql":
+        low = column.op("~>=~", is_comparison=True)(prefix)
+        if upper is None:
+            return low
+        return and_(low, column.op("~<~", is_comparison=True)(upper))
+    if upper is None:
+        return column >= prefix
+    return and_(column >= prefix, column < upper)
 
 
 def _make_constraint(elem: DataElement, level: str) -> Constraint | None:
@@ -347,14 +412,23 @@ def parse_identifier(identifier: Dataset, root: str = PATIENT_ROOT) -> Query:
 # -- execution ---------------------------------------------------------------------------
 
 
+class IndexRow(SimpleNamespace):
+    """One index row of a level (``pk``, ``attrs`` and its other columns as attributes)."""
+
+    pk: int
+    attrs: dict[str, Any]
+
+
 @dataclass
 class Match:
     """One matching entity: the rows of its level and of the levels above."""
 
-    patient: Patient
-    study: Study | None = None
-    series: Series | None = None
-    instance: Instance | None = None
+    patient: Any
+    study: Any = None
+    series: Any = None
+    instance: Any = None
+    #: computed keys fetched with the match (keyword -> count or sorted values)
+    computed: dict[str, list[str] | int] = field(default_factory=dict)
 
     def row(self, level: str) -> Any:
         return {
@@ -365,23 +439,105 @@ class Match:
         }[level]
 
 
-def _base_select(level: str) -> Select[Any]:
+_LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
+_TABLES: dict[str, Any] = {level: LEVEL_MODEL[level].__table__ for level in _LEVELS}
+_MATCH_FIELDS = {"PATIENT": "patient", "STUDY": "study", "SERIES": "series", "IMAGE": "instance"}
+
+#: computed key -> the level whose row it belongs to
+_COMPUTED_OWNER = {
+    "NumberOfPatientRelatedStudies": "PATIENT",
+    "NumberOfPatientRelatedSeries": "PATIENT",
+    "NumberOfPatientRelatedInstances": "PATIENT",
+    "NumberOfStudyRelatedSeries": "STUDY",
+    "NumberOfStudyRelatedInstances": "STUDY",
+    "NumberOfSeriesRelatedInstances": "SERIES",
+    "ModalitiesInStudy": "STUDY",
+    "SOPClassesInStudy": "STUDY",
+}
+
+
+def _levels_to(level: str) -> tuple[str, ...]:
+    return _LEVELS[: LEVEL_ORDER[level] + 1]
+
+
+def _from_clause(level: str) -> Any:
+    """The query level's table joined up to the patients (parents by primary key)."""
+    patients, studies, series, instances = (_TABLES[name] for name in _LEVELS)
     if level == "PATIENT":
-        return select(Patient)
+        return patients
     if level == "STUDY":
-        return select(Study, Patient).join(Patient, Study.patient_pk == Patient.pk)
-    if level == "SERIES":
-        return (
-            select(Series, Study, Patient)
-            .join(Study, Series.study_pk == Study.pk)
-            .join(Patient, Study.patient_pk == Patient.pk)
-        )
-    return (
-        select(Instance, Series, Study, Patient)
-        .join(Series, Instance.series_pk == Series.pk)
-        .join(Study, Series.study_pk == Study.pk)
-        .join(Patient, Study.patient_pk == Patient.pk)
+        return studies.join(patients, studies.c.patient_pk == patients.c.pk)
+    joined = series.join(studies, series.c.study_pk == studies.c.pk).join(
+        patients, studies.c.patient_pk == patients.c.pk
     )
+    if level == "SERIES":
+        return joined
+    return instances.join(joined, instances.c.series_pk == series.c.pk)
+
+
+def _aggregate_distinct(column: Any, dialect: str) -> Any:
+    """Distinct non-empty values joined by ``,`` (CS and UI values never hold a comma)."""
+    if dialect == "postgresql":
+        return func.string_agg(column.distinct(), literal_column("','"))
+    return func.group_concat(column.distinct())
+
+
+@functools.lru_cache(maxsize=64)
+def _computed_column(keyword: str, dialect: str) -> Any:
+    """A correlated subquery giving ``keyword`` for the outer row that owns it.
+
+    Built once per key and dialect (statements are immutable; building the aliases costs
+    more than running the subquery).
+    """
+    studies = _TABLES["STUDY"].alias("c_studies")
+    series = _TABLES["SERIES"].alias("c_series")
+    instances = _TABLES["IMAGE"].alias("c_instances")
+    outer_patient, outer_study, outer_series = (_TABLES[n] for n in _LEVELS[:3])
+    count = func.count()
+    if keyword == "NumberOfPatientRelatedStudies":
+        stmt = select(count).select_from(studies).where(studies.c.patient_pk == outer_patient.c.pk)
+    elif keyword == "NumberOfPatientRelatedSeries":
+        stmt = (
+            select(count)
+            .select_from(series.join(studies, series.c.study_pk == studies.c.pk))
+            .where(studies.c.patient_pk == outer_patient.c.pk)
+        )
+    elif keyword == "NumberOfPatientRelatedInstances":
+        stmt = (
+            select(count)
+            .select_from(
+                instances.join(series, instances.c.series_pk == series.c.pk).join(
+                    studies, series.c.study_pk == studies.c.pk
+                )
+            )
+            .where(studies.c.patient_pk == outer_patient.c.pk)
+        )
+    elif keyword == "NumberOfStudyRelatedSeries":
+        stmt = select(count).select_from(series).where(series.c.study_pk == outer_study.c.pk)
+    elif keyword == "NumberOfStudyRelatedInstances":
+        stmt = (
+            select(count)
+            .select_from(instances.join(series, instances.c.series_pk == series.c.pk))
+            .where(series.c.study_pk == outer_study.c.pk)
+        )
+    elif keyword == "NumberOfSeriesRelatedInstances":
+        stmt = (
+            select(count).select_from(instances).where(instances.c.series_pk == outer_series.c.pk)
+        )
+    elif keyword == "ModalitiesInStudy":
+        stmt = (
+            select(_aggregate_distinct(series.c.modality, dialect))
+            .select_from(series)
+            .where(series.c.study_pk == outer_study.c.pk, series.c.modality != "")
+        )
+    else:  # SOPClassesInStudy
+        stmt = (
+            select(_aggregate_distinct(instances.c.sop_class_uid, dialect))
+            .select_from(instances.join(series, instances.c.series_pk == series.c.pk))
+            .where(series.c.study_pk == outer_study.c.pk, instances.c.sop_class_uid != "")
+        )
+    owner = _TABLES[_COMPUTED_OWNER[keyword]]
+    return stmt.correlate(owner).scalar_subquery().label(f"computed_{keyword}")
 
 
 def _modalities_sql(constraint: Constraint) -> ColumnElement[bool]:
@@ -394,46 +550,104 @@ def _modalities_sql(constraint: Constraint) -> ColumnElement[bool]:
     return exists(sub)
 
 
-def run(session: Session, ae_title: str, query: Query, limit: int | None = None) -> Iterator[Match]:
-    """Yield the entities of ``ae_title`` that match ``query``, in a stable order."""
-    model = LEVEL_MODEL[query.level]
-    stmt = _base_select(query.level)
-    # Every joined level gets the AE predicate: the indexes all start with ae_title, so a
-    # PatientID or PatientName key can use the patient indexes instead of a scan.
-    for level, level_model in LEVEL_MODEL.items():
-        if LEVEL_ORDER[level] <= LEVEL_ORDER[query.level]:
-            stmt = stmt.where(level_model.ae_title == ae_title)
+#: Rows per statement of ``run`` on PostgreSQL (keyset pagination on the query level's pk).
+PAGE_ROWS = 500
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def run(
+    session: Session,
+    ae_title: str,
+    query: Query,
+    limit: int | None = None,
+    computed: Sequence[str] = (),
+) -> Iterator[Match]:
+    """Yield the entities of ``ae_title`` that match ``query``, in a stable order.
+
+    ``computed``: computed keys (``NumberOfStudyRelatedInstances``...) to fetch with each
+    match, as correlated subqueries of the same statement (so only for the rows returned).
+
+    The AE predicate goes on the levels that carry a key (every index starts with
+    ``ae_title``) and on no other: a level's rows all link to rows of the same AE, and an
+    ``ae_title = ?`` term on a level without a key would let SQLite, which has no statistics
+    here, scan that level's AE index instead of starting from the selective key.
+    """
+    dialect = _dialect(session)
+    levels = _levels_to(query.level)
+    columns: list[Any] = [column for level in levels for column in _TABLES[level].columns]
+    widths = [len(_TABLES[level].columns) for level in levels]
+    owned = [k for k in computed if LEVEL_ORDER[_COMPUTED_OWNER[k]] <= LEVEL_ORDER[query.level]]
+    columns += [_computed_column(keyword, dialect) for keyword in owned]
+    stmt = select(*columns).select_from(_from_clause(query.level))
+    keyed: set[str] = set()
     python_checks: list[Constraint] = []
     for constraint in query.constraints:
         if constraint.keyword == "ModalitiesInStudy":
             stmt = stmt.where(_modalities_sql(constraint))
+            keyed.add("STUDY")
             continue
-        predicate = constraint.sql()
+        predicate = constraint.sql(dialect)
         if predicate is not None:
             stmt = stmt.where(predicate)
+            keyed.add(COLUMNS[constraint.keyword][0])
         python_checks.append(constraint)
-    stmt = stmt.order_by(model.pk)
+    for level in keyed or {query.level}:
+        stmt = stmt.where(_TABLES[level].c.ae_title == ae_title)
+    key = _TABLES[query.level].c.pk
+    stmt = stmt.order_by(key)
+    page = PAGE_ROWS
     if limit is not None and not python_checks:
-        stmt = stmt.limit(limit)
+        page = min(page, limit)
+    names = [[column.name for column in _TABLES[level].columns] for level in levels]
+    connection = session.connection()
+    # PostgreSQL: keyset pages, one plain statement for an answer of up to PAGE_ROWS
+    # matches (a server-side cursor costs DECLARE/FETCH/CLOSE round trips) and memory
+    # bounded by a page for a large one.  SQLite: one statement read as it goes (its
+    # cursor is lazy and costs no round trip; without statistics it would sort the AE's
+    # whole level again for every page of an unconstrained query).
+    paged = dialect == "postgresql"
     produced = 0
-    for row in session.execute(stmt).yield_per(500):
-        match = _as_match(query.level, row)
-        if not all(_check(match, constraint, query) for constraint in python_checks):
-            continue
-        yield match
-        produced += 1
-        if limit is not None and produced >= limit:
+    last: int | None = None
+    while True:
+        if paged:
+            rows: Any = connection.execute(
+                (stmt if last is None else stmt.where(key > last)).limit(page)
+            ).all()
+        else:
+            rows = connection.execute(stmt if page == PAGE_ROWS else stmt.limit(page))
+        count = 0
+        try:
+            for row in rows:
+                count += 1
+                match = Match(patient=None)
+                start = 0
+                for level, width, level_names in zip(levels, widths, names, strict=True):
+                    values = dict(zip(level_names, row[start : start + width], strict=True))
+                    setattr(match, _MATCH_FIELDS[level], IndexRow(**values))
+                    start += width
+                for keyword, value in zip(owned, row[start:], strict=True):
+                    match.computed[keyword] = _computed_value(keyword, value)
+                if not all(_check(match, constraint, query) for constraint in python_checks):
+                    continue
+                yield match
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+        finally:
+            if not paged:
+                rows.close()
+        if not paged or count < page:
             return
+        last = getattr(match, _MATCH_FIELDS[query.level]).pk
 
 
-def _as_match(level: str, row: Any) -> Match:
-    if level == "PATIENT":
-        return Match(patient=row[0])
-    if level == "STUDY":
-        return Match(patient=row[1], study=row[0])
-    if level == "SERIES":
-        return Match(patient=row[2], study=row[1], series=row[0])
-    return Match(patient=row[3], study=row[2], series=row[1], instance=row[0])
+def _computed_value(keyword: str, value: Any) -> list[str] | int:
+    if keyword in ("ModalitiesInStudy", "SOPClassesInStudy"):
+        return sorted({v for v in str(value or "").split(",") if v})
+    return int(value or 0)
 
 
 def _check(match: Match, constraint: Constraint, query: Query) -> bool:
@@ -569,21 +783,56 @@ def responses(
     charsets: Sequence[str] = (),
     batch: int = 100,
 ) -> Iterator[Dataset]:
-    """The response identifiers of ``query``, computed keys fetched per batch of matches."""
-    wanted = {e.keyword for e in query.return_keys if e.keyword in COMPUTED}
-    pending: list[Match] = []
+    """The response identifiers of ``query``; computed keys come with each match's row.
 
-    def flush() -> Iterator[Dataset]:
-        values = computed_values(session, wanted, pending) if wanted else {}
-        for match in pending:
-            yield build_response(session, query, match, retrieve_ae_title, charsets, values)
-        pending.clear()
+    ``batch`` is kept for callers of the earlier API; the computed keys are now correlated
+    subqueries of the match statement (one statement per C-FIND, values only for the rows
+    returned), so there is nothing left to batch.
+    """
+    wanted = [e.keyword for e in query.return_keys if e.keyword in _COMPUTED_OWNER]
+    for match in run(session, ae_title, query, computed=wanted):
+        yield build_response(session, query, match, retrieve_ae_title, charsets)
 
-    for match in run(session, ae_title, query):
-        pending.append(match)
-        if len(pending) >= batch:
-            yield from flush()
-    yield from flush()
+
+@dataclass(frozen=True)
+class _Slot:
+    """How one requested key is filled (worked out once per query, not per match)."""
+
+    tag: int
+    hex_tag: str
+    keyword: str
+    vr: str
+    source: str  # retrieve | availability | computed | stored
+    level: str = ""
+    request_item: Dataset | None = None
+
+
+def _slots(query: Query) -> list[_Slot]:
+    cached = query.__dict__.get("_slots")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    slots: list[_Slot] = []
+    for elem in query.return_keys:
+        keyword = elem.keyword
+        if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet"):
+            continue
+        tag = int(elem.tag)
+        vr = elem.VR if elem.VR not in ("UN", None) else _dictionary_vr(tag)
+        hex_tag = f"{tag:08X}"
+        if keyword == "RetrieveAETitle":
+            slots.append(_Slot(tag, hex_tag, keyword, "AE", "retrieve"))
+        elif keyword == "InstanceAvailability":
+            slots.append(_Slot(tag, hex_tag, keyword, vr, "availability"))
+        elif keyword in COMPUTED:
+            slots.append(_Slot(tag, hex_tag, keyword, vr, "computed"))
+        else:
+            key_level = level_of_keyword(keyword) if keyword else "IMAGE"
+            if keyword in COLUMNS:
+                key_level = COLUMNS[keyword][0]
+            item = elem.value[0] if vr == "SQ" and elem.value else None
+            slots.append(_Slot(tag, hex_tag, keyword, vr, "stored", key_level, item))
+    query.__dict__["_slots"] = slots
+    return slots
 
 
 def build_response(
@@ -598,46 +847,114 @@ def build_response(
 
     ``charsets`` are the Specific Character Sets to try, in order (the request's, the
     configured one...); the first that can represent every value is used, else UTF-8.
+    Computed keys come from ``match.computed`` (filled by ``run``), else from ``computed``
+    (``computed_values`` of a batch), else are fetched for this match alone.
     """
-    json_model: dict[str, Any] = {}
-    for elem in query.return_keys:
-        tag = f"{int(elem.tag):08X}"
-        keyword = elem.keyword
-        if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet"):
-            continue
-        vr = elem.VR if elem.VR not in ("UN", None) else _dictionary_vr(int(elem.tag))
-        if keyword == "RetrieveAETitle":
-            json_model[tag] = {"vr": "AE", "Value": [retrieve_ae_title]}
-            continue
-        if keyword == "InstanceAvailability":
-            json_model[tag] = {"vr": vr, "Value": ["ONLINE"]}
-            continue
-        if keyword in COMPUTED:
-            if computed is None:
-                wanted = {e.keyword for e in query.return_keys if e.keyword in COMPUTED}
-                computed = computed_values(session, wanted, [match])
-            owner = _computed_owner(keyword, match)
-            value = computed.get((keyword, owner)) if owner is not None else None
+    ds = Dataset()
+    texts: list[str] = []
+    for slot in _slots(query):
+        if slot.source == "retrieve":
+            _add(ds, slot.tag, "AE", retrieve_ae_title, texts)
+        elif slot.source == "availability":
+            _add(ds, slot.tag, slot.vr, "ONLINE", texts)
+        elif slot.source == "computed":
+            value = _computed_for(session, query, match, slot.keyword, computed)
             if isinstance(value, int):
-                json_model[tag] = {"vr": vr, "Value": [value]}
+                _add(ds, slot.tag, slot.vr, str(value), texts)
             elif value:
-                json_model[tag] = {"vr": vr, "Value": value}
+                _add(ds, slot.tag, slot.vr, list(value), texts)
             else:
-                json_model[tag] = {"vr": vr}
-            continue
-        stored = _stored_element(match, keyword, tag, query.level)
-        if stored is None:
-            json_model[tag] = {"vr": vr}
-        elif vr == "SQ" and elem.value:
-            json_model[tag] = _filter_sequence(stored, elem.value[0])
+                ds.add(DataElement(slot.tag, slot.vr, empty_value_for_VR(slot.vr)))
         else:
-            json_model[tag] = stored
-    ds = Dataset.from_json(json_model)
+            stored = _stored_element(match, slot.hex_tag, slot.level, query.level)
+            if stored is None:
+                ds.add(DataElement(slot.tag, slot.vr, empty_value_for_VR(slot.vr)))
+            elif slot.vr == "SQ" and slot.request_item is not None:
+                _add_json(ds, slot.hex_tag, _filter_sequence(stored, slot.request_item), texts)
+            else:
+                _add_json(ds, slot.hex_tag, stored, texts)
     ds.QueryRetrieveLevel = query.level
-    texts = _texts(ds)
     if any(not text.isascii() for text in texts):
         ds.SpecificCharacterSet = choose_charset(texts, charsets)
     return ds
+
+
+def _computed_for(
+    session: Session,
+    query: Query,
+    match: Match,
+    keyword: str,
+    computed: dict[tuple[str, int], list[str] | int] | None,
+) -> list[str] | int | None:
+    if keyword in match.computed:
+        return match.computed[keyword]
+    if keyword not in _COMPUTED_OWNER:
+        return None  # RetrieveAETitle and InstanceAvailability are handled by the caller
+    if computed is None:
+        wanted = {e.keyword for e in query.return_keys if e.keyword in COMPUTED}
+        computed = computed_values(session, wanted, [match])
+    owner = _computed_owner(keyword, match)
+    return computed.get((keyword, owner)) if owner is not None else None
+
+
+#: VRs whose DICOM JSON values are plain strings or numbers (or PN objects) and map to
+#: pydicom values directly; anything else goes through ``DataElement.from_json``.
+_PLAIN_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI"}
+    | {"UR", "UT", "SL", "SS", "UL", "US", "SV", "UV", "FL", "FD"}
+)
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "SH", "ST", "TM", "UC"}) | {
+    "UI",
+    "UR",
+    "UT",
+}
+
+
+def _add(ds: Dataset, tag: int, vr: str, value: Any, texts: list[str]) -> None:
+    ds.add(DataElement(tag, vr, value))
+    if isinstance(value, list):
+        texts += [v for v in value if isinstance(v, str)]
+    elif isinstance(value, str):
+        texts.append(value)
+
+
+def _add_json(ds: Dataset, hex_tag: str, item: dict[str, Any], texts: list[str]) -> None:
+    """Add one stored DICOM JSON element, without ``Dataset.from_json`` for plain VRs."""
+    vr = item.get("vr") or _dictionary_vr(int(hex_tag, 16))
+    tag = int(hex_tag, 16)
+    if vr not in _PLAIN_VRS or "InlineBinary" in item or "BulkDataURI" in item:
+        elem = Dataset.from_json({hex_tag: item})[tag]
+        ds.add(elem)
+        texts += _texts_of(elem)
+        return
+    values = item.get("Value")
+    if not values:
+        ds.add(DataElement(tag, vr, empty_value_for_VR(vr)))
+        return
+    if vr == "PN":
+        converted: list[Any] = json_values({"vr": "PN", "Value": values})
+    elif vr in _STRING_VRS:
+        converted = ["" if v is None else str(v) for v in values]
+    elif vr in ("IS", "DS"):
+        converted = ["" if v is None else str(v) for v in values]
+    else:
+        converted = list(values)
+    _add(ds, tag, vr, converted[0] if len(converted) == 1 else converted, texts)
+
+
+def _texts_of(elem: DataElement) -> list[str]:
+    out: list[str] = []
+    if elem.VR == "SQ":
+        for item in elem.value or []:
+            out += _texts(item)
+        return out
+    value = elem.value
+    if isinstance(value, str) or elem.VR == "PN":
+        if value is not None:
+            out.append(str(value))
+    elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        out += [str(v) for v in value if isinstance(v, str)]
+    return out
 
 
 def choose_charset(texts: Sequence[str], candidates: Sequence[str]) -> str:
@@ -662,21 +979,20 @@ def _dictionary_vr(tag: int) -> str:
         return "UN"
 
 
-def _stored_element(match: Match, keyword: str, tag: str, level: str) -> dict[str, Any] | None:
-    key_level = level_of_keyword(keyword) if keyword else "IMAGE"
-    if keyword in COLUMNS:
-        key_level = COLUMNS[keyword][0]
+def _stored_element(
+    match: Match, hex_tag: str, key_level: str, level: str
+) -> dict[str, Any] | None:
     if LEVEL_ORDER[key_level] > LEVEL_ORDER[level]:
         return None
     row = match.row(key_level)
     if row is None:
         return None
-    found = (row.attrs or {}).get(tag)
+    found = (row.attrs or {}).get(hex_tag)
     if found is None and key_level != level:
         # an attribute that the standard puts elsewhere but this file kept at our level
         own = match.row(level)
-        found = (own.attrs or {}).get(tag) if own is not None else None
-    return found
+        found = (own.attrs or {}).get(hex_tag) if own is not None else None
+    return found  # type: ignore[no-any-return]
 
 
 def _filter_sequence(stored: dict[str, Any], request_item: Dataset) -> dict[str, Any]:

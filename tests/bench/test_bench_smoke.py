@@ -113,3 +113,52 @@ def test_quick_run_produces_table_and_json(
     if orthanc:
         assert _number(_row(table, "C-MOVE of a 3-instance study into storescp")[3]) > 0
     assert "Environment:" in table
+
+
+def test_quick_tools_run_compares_with_the_cpp_tools(
+    tmp_path: Path, require_binary: Callable[[str], str]
+) -> None:
+    for name in ("gdcmanon", "gdcmconv", "dcm2pnm", "dcmmkdir", "gdcmgendir", "openssl"):
+        require_binary(name)
+    out = tmp_path / "results" / "latest.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--workloads",
+            "tools",
+            "--tools-count",
+            "4",
+            "--postgres-url",
+            "none",
+            "--workdir",
+            str(tmp_path / "work"),
+            "--out",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    figures = {fig["key"]: fig for fig in json.loads(out.read_text())["figures"]}
+    assert set(figures) == {
+        "tools-anonymize",
+        "tools-convert-jpegls",
+        "tools-render-png",
+        "tools-dicomdir-dcmmkdir",
+        "tools-dicomdir-gdcmgendir",
+    }
+    for fig in figures.values():
+        assert fig["error"] == "" and fig["notes"] == [], fig
+        assert fig["values"]["dicom-node"][0] > 0 and fig["values"]["cxx-tool"][0] > 0
+        assert fig["summary"]["ratio"]["cxx-tool"] > 0
+        assert fig["details"]["files"] == 4
+    table = proc.stdout
+    assert "| Tool workload | Metric | dicom-node | C++ tool | Tool | vs tool |" in table
+    assert _row(table, "Render to PNG (file's first window), 4 CT files: node-ctl vs dcm2pnm")[
+        4
+    ] == ("dcm2pnm")

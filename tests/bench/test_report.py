@@ -115,7 +115,7 @@ def test_profile_keeps_only_threads_that_carried_data(tmp_path: Path) -> None:
     profiles = analyse(raw)
     association, dul_thread = profiles["association"], profiles["dul"]
     assert association.samples == 10  # the probe's idle thread is left out
-    assert association.categories["file: write, fsync, link, folder fsync"] == 6
+    assert association.categories["file: rename/link, fsync of file and folder"] == 6
     assert association.categories["index: SQL commit (SQLite WAL fsync)"] == 3
     assert sum(association.project_lines.values()) == 9
     assert dul_thread.samples == 10

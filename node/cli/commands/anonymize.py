@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from node.cli.commands._jobs import add_jobs_arg
 from node.tools.anonymize import (
     AnonymizeError,
     Deidentifier,
@@ -100,6 +101,7 @@ def register(subparsers: Any) -> None:
         help="skip files that are not DICOM instead of stopping",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_jobs_arg(p)
 
     crypto = p.add_argument_group("reversible de-identification")
     crypto.add_argument(
@@ -345,6 +347,8 @@ def run(args: argparse.Namespace) -> int:
             recursive=args.recursive,
             keep_going=args.keep_going,
             progress=_Progress(not args.no_progress),
+            # a --uid-map file is extended as files are processed: one process only
+            jobs=1 if store is not None else args.jobs,
         )
     finally:
         if store is not None:

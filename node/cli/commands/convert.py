@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from node.cli.commands._jobs import add_jobs_arg
+from node.tools._parallel import parallel_map
+
 _SYNTAX_FLAGS = (
     ("-X", "--explicit", "explicit", "Explicit VR Little Endian"),
     ("-M", "--implicit", "implicit", "Implicit VR Little Endian"),
@@ -113,6 +116,7 @@ def register(subparsers: Any) -> None:
         help="lossless PI change (MONOCHROME1<->2, PALETTE COLOR->RGB)",
     )
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
+    add_jobs_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -194,8 +198,6 @@ def _convert_one(src: Path, dst: Path, args: argparse.Namespace, options: Any) -
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from node.tools.convert import ConvertError, EncodeRefused, InputError, NotAnImage
-
     if not getattr(args, "verbose", 0):
         # pydicom logs each oddity it meets while reading; we report them as repairs.
         logging.getLogger("pydicom").setLevel(logging.ERROR)
@@ -216,42 +218,54 @@ def run(args: argparse.Namespace) -> int:
         return 2
     many = args.input.is_dir()
     failures = done = 0
-    for src, dst in _pairs(args):
-        try:
-            line = _convert_one(src, dst, args, options)
-        except NotAnImage as exc:
-            if not many:
-                print(f"node-ctl convert: {src}: {exc}", file=sys.stderr)
-                failures += 1
-                continue
-            line = _fallback_explicit(src, dst, options, str(exc))
-        except InputError as exc:
-            text = str(exc).removeprefix(f"{src}: ")
-            if many:
-                print(f"node-ctl convert: {src}: skipped: {text}", file=sys.stderr)
-                continue
-            print(f"node-ctl convert: {src}: {text}", file=sys.stderr)
+    pairs = list(_pairs(args))
+
+    def one(pair: tuple[Path, Path]) -> tuple[str, str]:
+        return _convert_or_report(pair[0], pair[1], args, options, many)
+
+    for kind, text in parallel_map(one, pairs, args.jobs if many else 1):
+        if kind == "done":
+            done += 1
+            if not args.quiet:
+                print(text)
+        elif kind == "skipped":
+            print(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
             failures += 1
-            continue
-        except (EncodeRefused, ConvertError) as exc:
-            print(f"node-ctl convert: {src}: {exc}", file=sys.stderr)
-            failures += 1
-            continue
-        except OSError as exc:
-            print(f"node-ctl convert: {src}: {exc.strerror or exc}", file=sys.stderr)
-            failures += 1
-            continue
-        except Exception as exc:  # noqa: BLE001 - one line per file, never a traceback
-            first = (str(exc).splitlines() or [type(exc).__name__])[0]
-            print(f"node-ctl convert: {src}: unexpected error: {first}", file=sys.stderr)
-            failures += 1
-            continue
-        done += 1
-        if not args.quiet:
-            print(line)
     if many and not args.quiet:
         print(f"{done} converted, {failures} failed")
     return 1 if failures else 0
+
+
+def _convert_or_report(
+    src: Path, dst: Path, args: argparse.Namespace, options: Any, many: bool
+) -> tuple[str, str]:
+    """One file: ``("done", line)``, ``("skipped", message)`` or ``("failed", message)``.
+
+    Runs in a worker process for a directory, so it returns text rather than printing.
+    """
+    from node.tools.convert import ConvertError, EncodeRefused, InputError, NotAnImage
+
+    try:
+        try:
+            return "done", _convert_one(src, dst, args, options)
+        except NotAnImage as exc:
+            if not many:
+                return "failed", f"node-ctl convert: {src}: {exc}"
+            return "done", _fallback_explicit(src, dst, options, str(exc))
+    except InputError as exc:
+        text = str(exc).removeprefix(f"{src}: ")
+        if many:
+            return "skipped", f"node-ctl convert: {src}: skipped: {text}"
+        return "failed", f"node-ctl convert: {src}: {text}"
+    except (EncodeRefused, ConvertError) as exc:
+        return "failed", f"node-ctl convert: {src}: {exc}"
+    except OSError as exc:
+        return "failed", f"node-ctl convert: {src}: {exc.strerror or exc}"
+    except Exception as exc:  # noqa: BLE001 - one line per file, never a traceback
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return "failed", f"node-ctl convert: {src}: unexpected error: {first}"
 
 
 def _fallback_explicit(src: Path, dst: Path, options: Any, why: str) -> str:

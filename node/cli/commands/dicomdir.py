@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from node.cli.commands._jobs import add_jobs_arg
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -91,6 +93,7 @@ def register(subparsers: Any) -> None:
         help="exit 1 if a file was skipped or a Type 1 value invented (dcmmkdir -I)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    add_jobs_arg(parser)
     parser.set_defaults(func=run)
 
 
@@ -129,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 descriptor=args.descriptor,
                 descriptor_charset=args.charset,
                 root_uid=args.root_uid,
+                jobs=args.jobs,
             )
         else:
             report = make_dicomdir(
@@ -140,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 descriptor=args.descriptor,
                 descriptor_charset=args.charset,
                 root_uid=args.root_uid,
+                jobs=args.jobs,
             )
     except DicomdirError as exc:
         print(f"node-ctl dicomdir: {exc}", file=sys.stderr)

@@ -7,6 +7,10 @@ first window is used, else its first VOI LUT, else a histogram window.
 
 A multi-frame image renders every frame unless ``--frame N``; OUT is then a pattern holding
 ``%d``/``%04d`` or ``{frame}`` (1-based), or gets ``_0001``... before its extension.
+
+IN may be a folder (``-r`` for its sub-folders): OUT is then a folder that gets one image per
+file, same relative path plus ``.png`` (``--format`` for another), rendered by ``-j`` worker
+processes; a file that is not an image is reported and skipped.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from node.cli.commands._jobs import add_jobs_arg
+from node.tools._parallel import parallel_map
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -33,8 +40,18 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         prefix_chars="-+",  # DCMTK's +x flags
     )
-    parser.add_argument("input", type=Path, help="DICOM file")
-    parser.add_argument("output", type=Path, help="image file (.png .jpg .pgm .ppm .pnm)")
+    parser.add_argument("input", type=Path, help="DICOM file, or a folder of them")
+    parser.add_argument(
+        "output", type=Path, help="image file (.png .jpg .pgm .ppm .pnm), or a folder"
+    )
+    parser.add_argument("-r", "--recursive", action="store_true", help="folder: sub-folders too")
+    parser.add_argument(
+        "--format",
+        choices=("png", "jpg", "pgm", "ppm", "pnm"),
+        default="png",
+        help="folder: the images' format (default png)",
+    )
+    add_jobs_arg(parser)
     parser.add_argument("+F", "--frame", type=int, metavar="N", help="render frame N (1-based)")
     voi = parser.add_argument_group("VOI (one of)")
     choice = voi.add_mutually_exclusive_group()
@@ -90,9 +107,12 @@ def run(args: argparse.Namespace) -> int:
     if explicit and (others or args.histogram is not None):
         print("node-ctl render: choose one VOI option", file=sys.stderr)
         return 2
-    if not args.input.is_file():
+    if not args.input.is_file() and not args.input.is_dir():
         print(f"node-ctl render: {args.input}: no such file", file=sys.stderr)
         return 1
+    if args.input.is_dir() and args.output.exists() and not args.output.is_dir():
+        print("node-ctl render: IN is a folder, OUT must be one too", file=sys.stderr)
+        return 2
     options = RenderOptions(
         frame=args.frame,
         center=args.window_center,
@@ -109,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         max_size=args.max_size,
         overlays=args.overlays,
     )
+    if args.input.is_dir():
+        return _render_folder(args, options)
     try:
         paths = render_file(args.input, args.output, options, quality=args.quality)
     except RenderError as exc:
@@ -118,3 +140,40 @@ def run(args: argparse.Namespace) -> int:
         for path in paths:
             print(path)
     return 0
+
+
+def _render_folder(args: argparse.Namespace, options: Any) -> int:
+    """Every file of the folder IN into the folder OUT; 1 if one could not be rendered."""
+    from node.tools.render import NoPixelData, RenderError, render_file
+
+    source: Path = args.input
+    pattern = "**/*" if args.recursive else "*"
+    files = sorted(p for p in source.glob(pattern) if p.is_file() and not p.name.startswith("."))
+    suffix = "." + args.format
+
+    def one(path: Path) -> tuple[str, list[str]]:
+        out = args.output / path.relative_to(source)
+        out = out.with_name(out.name + suffix)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            written = render_file(path, out, options, quality=args.quality)
+        except NoPixelData as exc:
+            return "skipped", [f"node-ctl render: {path}: skipped: {exc}"]
+        except RenderError as exc:
+            return "failed", [f"node-ctl render: {path}: {exc}"]
+        except OSError as exc:
+            return "failed", [f"node-ctl render: {path}: {exc.strerror or exc}"]
+        except Exception as exc:  # noqa: BLE001 - one line per file, never a traceback
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            return "failed", [f"node-ctl render: {path}: unexpected error: {first}"]
+        return "done", [str(p) for p in written]
+
+    failures = 0
+    for status, lines in parallel_map(one, files, args.jobs):
+        if status == "done":
+            if not args.quiet:
+                print("\n".join(lines))
+            continue
+        failures += status == "failed"
+        print(lines[0], file=sys.stderr)
+    return 1 if failures else 0

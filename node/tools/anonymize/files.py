@@ -29,6 +29,7 @@ from pydicom.uid import (
 )
 
 from node import IMPLEMENTATION_VERSION_NAME
+from node.tools._parallel import effective_jobs, parallel_map
 from node.tools.anonymize.errors import AnonymizeError, NotDicomError
 
 __all__ = [
@@ -238,11 +239,16 @@ def process_tree(
     recursive: bool = False,
     keep_going: bool = False,
     progress: Callable[[int, int, FileOutcome], None] | None = None,
+    jobs: int | None = 1,
 ) -> Summary:
     """Process a file or a directory into ``target`` (same relative layout).
 
     A non-DICOM file stops the run unless ``keep_going`` (gdcmanon's ``--continue``);
-    other failures are counted and the run goes on.
+    other failures are counted and the run goes on.  ``jobs``: worker processes for a
+    directory (None: the CPU count); ``processor`` must then give the same result in any
+    process (keyed derivations, no shared state to extend).  Outcomes and outputs are
+    those of a serial run: when a file stops the run, what workers wrote for the files
+    after it is removed again.
     """
     summary = Summary()
     if source.is_file():
@@ -255,8 +261,12 @@ def process_tree(
             progress(1, 1, outcome)
         return summary
     files = list(iter_files(source, recursive))
-    for index, path in enumerate(files, 1):
-        outcome = process_file(path, target / path.relative_to(source), processor)
+
+    def one(path: Path) -> FileOutcome:
+        return process_file(path, target / path.relative_to(source), processor)
+
+    outcomes = parallel_map(one, files, jobs)
+    for index, outcome in enumerate(outcomes, 1):
         summary.outcomes.append(outcome)
         stop = outcome.not_dicom and not keep_going
         if stop:
@@ -265,5 +275,14 @@ def process_tree(
         if progress:
             progress(index, len(files), outcome)
         if stop:
+            if effective_jobs(jobs, len(files)) > 1:
+                _undo_after(outcomes)
             break
     return summary
+
+
+def _undo_after(outcomes: Iterator[FileOutcome]) -> None:
+    """Remove what parallel workers wrote for the files after the one that stopped a run."""
+    for outcome in outcomes:
+        if outcome.status == "done" and outcome.target is not None:
+            outcome.target.unlink(missing_ok=True)

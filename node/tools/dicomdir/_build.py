@@ -79,8 +79,11 @@ def make_dicomdir(
     descriptor: Path | None = None,
     descriptor_charset: str | None = DEFAULT_DESCRIPTOR_CHARSET,
     root_uid: str | None = None,
+    jobs: int | None = 1,
 ) -> Report:
     """Write a DICOMDIR referencing the DICOM files under ``inputs`` where they are.
+
+    ``jobs``: worker processes reading the headers (None: the CPU count).
 
     The file-set root is the folder of ``output`` (default: ``DICOMDIR`` in the single input
     folder, else in the current folder).  Files outside the root, files whose relative path is
@@ -109,7 +112,7 @@ def make_dicomdir(
     )
     inventor = Inventor(root_uid)
     builder = TreeBuilder(inventor)
-    instances, skipped = scan(inputs, recursive=recursive)
+    instances, skipped = scan(inputs, recursive=recursive, jobs=jobs)
     own = {output_resolved, descriptor.resolve() if descriptor else output_resolved}
     builder.skipped.extend(s for s in skipped if Path(s.source).resolve() not in own)
     for instance in instances:
@@ -136,11 +139,15 @@ def export_files(
     descriptor: Path | None = None,
     descriptor_charset: str | None = DEFAULT_DESCRIPTOR_CHARSET,
     root_uid: str | None = None,
+    jobs: int | None = 1,
 ) -> Report:
-    """Build a media folder from the DICOM files under ``inputs`` (see :func:`export_media`)."""
+    """Build a media folder from the DICOM files under ``inputs`` (see :func:`export_media`).
+
+    ``jobs``: worker processes reading the headers (None: the CPU count).
+    """
     allowed_syntaxes(profile)  # fail on a bad profile before reading anything
     check_values(fileset_id, descriptor_charset, root_uid)
-    instances, skipped = scan(inputs, recursive=recursive, allow_non_part10=True)
+    instances, skipped = scan(inputs, recursive=recursive, allow_non_part10=True, jobs=jobs)
     report = export_media(
         instances,
         out_dir,
