@@ -8,10 +8,12 @@ objects that live as long as the process and hands typed dependencies to the han
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydicom import config as pydicom_config
@@ -29,7 +31,7 @@ from pynetdicom.sop_class import (
 from pynetdicom.transport import ThreadedAssociationServer
 
 from config.model import Settings
-from node import IMPLEMENTATION_VERSION_NAME
+from node import IMPLEMENTATION_VERSION_NAME, pdu_limits
 from node.association import make_request_handler
 from node.identity import UserVerifier, load_users
 from node.net import enable_tcp_nodelay
@@ -39,6 +41,7 @@ from node.services.find import handle_find
 from node.services.get import handle_get
 from node.services.move import handle_move
 from node.services.store import handle_store
+from node.workers import WriteLock
 from storage.db import create_index_engine
 from storage.files import FileStore
 from storage.index import Index
@@ -101,13 +104,19 @@ class Node:
         self,
         settings: Settings,
         notify: Callable[[str, dict[str, Any]], None] | None = None,
+        *,
+        recover: bool = True,
     ) -> None:
+        """Open the index and stores; ``recover=False`` in a worker (``node.workers``)."""
         if not settings.ae_table:
             raise ValueError("the configuration has no AETable entry: nothing to serve")
         self.settings = settings
         self.index, self.stores = open_storage(settings)
-        for title, store in self.stores.items():
-            store.recover(lambda path, title=title: self.index.has_path(title, path))
+        if settings.ingest_workers > 1:
+            _share_sqlite_writes(self.index)
+        if recover:
+            for title, store in self.stores.items():
+                store.recover(lambda path, title=title: self.index.has_path(title, path))
         self.context = NodeContext(
             settings=settings,
             index=self.index,
@@ -131,6 +140,12 @@ class Node:
         # instance never sits in memory (storage.ingest.Received streams it on).
         _config.STORE_RECV_CHUNKED_DATASET = True
         _config.LOG_HANDLER_LEVEL = "none"
+        # Identifiers are pretty-printed for a debug line nobody logs unless at DEBUG.
+        _config.LOG_REQUEST_IDENTIFIERS = self.settings.log_level == "DEBUG"
+        _config.LOG_RESPONSE_IDENTIFIERS = self.settings.log_level == "DEBUG"
+        # Bounds on what a peer can make us hold (announced PDU lengths, DIMSE messages)
+        # and clean-up of associations pynetdicom's negotiation gives up on.
+        pdu_limits.install()
         settings = self.settings
         ae = AE(ae_title=settings.ae_table[0].title)
         ae.implementation_class_uid = IMPLEMENTATION_CLASS_UID
@@ -168,24 +183,38 @@ class Node:
         verifier = UserVerifier(load_users(self.settings.user_identity_file))
         return [(evt.EVT_USER_ID, verifier)]
 
+    def _part_folder(self, assoc: Any) -> Path | None:
+        """Where C-STORE datasets to the called AE are received: its store's ``.tmp``."""
+        store = self.stores.get(str(assoc.acceptor.ae_title).strip())
+        return store.tmp if store is not None else None
+
     @property
     def port(self) -> int:
         assert self.server is not None
         return int(self.server.server_address[1])
 
-    def start(self) -> None:
-        """Bind the listening socket and serve in a background thread."""
+    def start(self, listener: socket.socket | None = None) -> None:
+        """Bind the listening socket (or serve ``listener``) in a background thread."""
         settings = self.settings
-        self.server = ThreadedAssociationServer(
-            self.ae,
-            (settings.bind_address, settings.network_tcp_port),
-            self.settings.ae_table[0].title,
-            self.ae.supported_contexts,
-            ssl_context=tls_context(settings),
-            evt_handlers=self.handlers(),
-            request_handler=make_request_handler(settings),
-        )
+        address = (settings.bind_address, settings.network_tcp_port)
+        try:
+            self.server = _Server(
+                listener,
+                self.ae,
+                address,
+                self.settings.ae_table[0].title,
+                self.ae.supported_contexts,
+                ssl_context=tls_context(settings),
+                evt_handlers=self.handlers(),
+                request_handler=make_request_handler(settings, self._part_folder),
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"DICOM port cannot listen on {address[0]}:{address[1]}: {exc.strerror}"
+            ) from exc
         self.server.daemon_threads = True
+        if listener is not None:
+            listener.setblocking(False)  # shared: another process may accept first
         self.ae._servers.append(self.server)
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="dicom-listener", daemon=True
@@ -193,6 +222,14 @@ class Node:
         self._thread.start()
         titles = ", ".join(entry.title for entry in settings.ae_table)
         logger.info("listening on %s:%d for %s", settings.bind_address, self.port, titles)
+
+    def share_listener(self) -> socket.socket:
+        """The listening socket, non-blocking so that other processes can serve it too."""
+        assert self.server is not None and self.server.socket is not None
+        # A blocking accept() (or the timeout pynetdicom sets) would wait for the next
+        # connection whenever another process took this one, and hold up shutdown.
+        self.server.socket.setblocking(False)
+        return self.server.socket
 
     def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let running associations finish (bounded), then abort them."""
@@ -211,6 +248,35 @@ class Node:
             self.ae._servers.remove(self.server)
         self.server = None
         self.index.engine.dispose()
+
+
+class _Server(ThreadedAssociationServer):
+    """pynetdicom's threaded server, optionally on a socket bound by another process."""
+
+    def __init__(self, listener: socket.socket | None, *args: Any, **kwargs: Any) -> None:
+        self._listener = listener
+        super().__init__(*args, **kwargs)
+
+    def server_bind(self) -> None:
+        if self._listener is None:
+            super().server_bind()
+            return
+        if self.socket is not None:
+            self.socket.close()  # the one socketserver made, unbound
+        self.socket = self._listener
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self) -> None:
+        if self._listener is None:  # an inherited socket is listening already
+            super().server_activate()
+
+
+def _share_sqlite_writes(index: Index) -> None:
+    """Queue SQLite writers of all processes on one lock file (``node.workers.WriteLock``)."""
+    database = index.engine.url.database
+    if index._write_lock is None or not database or database == ":memory:":
+        return
+    index._write_lock = WriteLock(Path(f"{database}.writelock"))  # type: ignore[assignment]
 
 
 def _log_established(event: evt.Event) -> None:

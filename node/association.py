@@ -12,18 +12,28 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
+from copy import deepcopy
+from datetime import datetime
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any, cast
 
 from pydicom.uid import UID, AllTransferSyntaxes
 from pynetdicom import evt
+from pynetdicom._globals import MODE_ACCEPTOR
 from pynetdicom.acse import ACSE
 from pynetdicom.association import Association
 from pynetdicom.presentation import PresentationContext
-from pynetdicom.transport import RequestHandler
+from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from config.model import Settings
+from node.dul import IDLE_WAIT, NodeDUL
 from node.net import set_nodelay
+from node.receive import NodeDIMSE, PartFolder
+
+if TYPE_CHECKING:
+    from pynetdicom.ae import ApplicationEntity
 
 logger = logging.getLogger(__name__)
 
@@ -115,13 +125,131 @@ def _prefer_known_syntaxes(contexts: list[PresentationContext]) -> None:
             context._transfer_syntax = [UID(uid) for uid in known]
 
 
-def make_request_handler(settings: Settings) -> type[RequestHandler]:
-    """A pynetdicom request handler class bound to ``settings``."""
+class NodeAssociation(Association):
+    """An accepted association whose two threads wait on events instead of polling.
+
+    pynetdicom's acceptor reactor sleeps 1 ms between looks at the DIMSE queue; this one
+    blocks on ``wake``, which the DUL (``node.dul.NodeDUL``) and DIMSE
+    (``node.receive.NodeDIMSE``) set whenever they queue something for it or the DUL
+    stops.  The checks after each wake-up are pynetdicom's, in its order.
+    """
+
+    def __init__(self, ae: ApplicationEntity, mode: str, part_folder: PartFolder) -> None:
+        super().__init__(ae, mode)
+        self.wake = threading.Event()
+        #: Held while a request is served, on whichever thread (``serve_here``).
+        self.serving = threading.Lock()
+        self._serving_here = False
+        self.dul = NodeDUL(self, self.wake)
+        self.dimse = NodeDIMSE(self, self.wake, part_folder)
+        # the timeout setters configure the DUL's timers: apply them to the new DUL
+        self.acse_timeout = self.acse_timeout
+        self.network_timeout = self.network_timeout
+
+    def run_reactor(self) -> None:
+        try:
+            super().run_reactor()
+        finally:
+            cast(NodeDIMSE, self.dimse).discard()
+
+    def _run_reactor(self) -> None:
+        self._is_paused = False
+        while not self._kill:
+            # Paused while waiting: a thread that wants the reactor out of the way
+            # (send_*() from another thread) may clear the checkpoint and go ahead.
+            self._is_paused = True
+            self.wake.wait(IDLE_WAIT)
+            self.wake.clear()
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+
+            context_id, msg = self.dimse.get_msg(block=False)
+            if msg:
+                self.wake.set()  # there may be more: look again before waiting
+                with self.serving:
+                    self._serve_request(msg, cast(int, context_id))
+
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                logger.debug("association released")
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+
+            if self.acse.is_aborted():
+                self.dul.receive_pdu(wait=False)  # so EVT_ACSE_RECV fires for subscribers
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+
+            if not self.dul.is_alive():
+                self.kill()
+                return
+
+            if self.dul.idle_timer_expired() and not self._serving_here:
+                logger.error("network timeout reached")
+                if self.network_timeout_response == "A-RELEASE":
+                    self._is_paused = True
+                    self._reactor_checkpoint.wait()
+                    self.release()
+                    self._is_paused = False
+                else:
+                    self.abort()
+                self.kill()
+                return
+
+    def serve_here(self, msg: Any, context_id: int) -> bool:
+        """Serve ``msg`` on the calling (DUL) thread if no other request is being served.
+
+        Returns False, doing nothing, when the association thread is serving or paused
+        (``_reactor_checkpoint`` cleared): the caller queues the message instead.
+        """
+        if not self._reactor_checkpoint.is_set() or not self.serving.acquire(blocking=False):
+            return False
+        try:
+            self._serving_here = True
+            self._serve_request(msg, context_id)
+        finally:
+            self._serving_here = False
+            self.dul._idle_timer.restart()  # the network was idle because we were busy
+            self.serving.release()
+        return True
+
+
+def make_request_handler(settings: Settings, part_folder: PartFolder) -> type[RequestHandler]:
+    """A pynetdicom request handler class bound to ``settings``.
+
+    ``part_folder`` says where the C-STORE datasets of an association are received (the
+    called AE's store ``.tmp``: ``node.receive``).
+    """
 
     class NodeRequestHandler(RequestHandler):
         def _create_association(self) -> Association:
+            # pynetdicom's RequestHandler._create_association, with our Association class
             set_nodelay(self.request)
-            assoc = super()._create_association()
+            ae = self.ae
+            assoc = NodeAssociation(ae, MODE_ACCEPTOR, part_folder)
+            assoc._server = self.server
+            timestamp = datetime.strftime(datetime.now(), "%Y%m%d%H%M%S")
+            assoc.name = f"AcceptorThread@{timestamp}"
+            assoc.set_socket(AssociationSocket(assoc, client_socket=self.request))
+            assoc.acceptor.maximum_length = ae.maximum_pdu_size
+            assoc.acceptor.ae_title = self.server.ae_title
+            assoc.acceptor.address_info = self.local
+            assoc.acceptor.implementation_class_uid = ae.implementation_class_uid
+            assoc.acceptor.implementation_version_name = ae.implementation_version_name
+            assoc.acceptor.supported_contexts = deepcopy(self.server.contexts)
+            assoc.requestor.address_info = self.remote
+            for event, bound in self.server._handlers.items():
+                if event.is_intervention and bound:
+                    assoc.bind(event, *cast(tuple[Any, Any], bound))
+                elif isinstance(event, evt.NotificationEvent):
+                    for handler, args in cast(list[tuple[Any, Any]], bound):
+                        assoc.bind(event, handler, args)
             acse = PolicyACSE(assoc)
             acse.settings = settings
             assoc.acse = acse

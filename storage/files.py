@@ -10,9 +10,11 @@ in one folder.  Paths are built only from valid UIDs (``storage.uids``); any oth
 replaced by a digest (``path_component``).  Paths are stored in the index relative to the area.
 
 A write is: temp file in ``.tmp`` (same filesystem, its name encoding the final path) ->
-write -> fsync -> hard link into place -> fsync of the folder -> index commit -> temp name
-removed.  Only after the index commit may the node answer Success; the temp name is the
-marker that lets ``recover()`` tell, after a crash, an unindexed file from an indexed one.
+write -> hard link into place -> fsync of the file, then of the folder -> index commit -> temp
+name removed.  A file the receiver already wrote into ``.tmp`` is renamed to the temp name
+instead of copied (``adopt``).  Only after the index commit may the node answer Success;
+the temp name is the marker that lets ``recover()`` tell, after a crash, an unindexed file
+from an indexed one.
 
 Exceptions::
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import errno
+import glob
 import hashlib
 import logging
 import os
@@ -97,6 +100,26 @@ def _decode_marker(name: str) -> str | None:
         return None
 
 
+def _same_instance(name: str, sop: str) -> bool:
+    """Is ``name`` ``<sop>.dcm`` or ``<sop>.<8 hex>.dcm`` (``relative_path``'s names)?"""
+    rest = name[len(sop) :]
+    return rest == ".dcm" or (len(rest) == 13 and rest.startswith(".") and rest.endswith(".dcm"))
+
+
+def _store_error(exc: OSError, area: Path, relative: str) -> StoreError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutOfSpaceError(f"no space left in {area}")
+    return StoreError(f"cannot write {relative}: {exc}")
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -130,7 +153,7 @@ class FileStore:
             raise InvalidUIDError(f"path escapes the storage area: {relative!r}")
         return path
 
-    def put(self, relative: str, chunks: Iterable[bytes]) -> PendingWrite:
+    def put(self, relative: str, chunks: Iterable[bytes | memoryview]) -> PendingWrite:
         """Write ``chunks`` durably to ``relative``; the caller then indexes and finishes.
 
         The data goes to a temp file whose name encodes ``relative``; once fsynced it is
@@ -147,18 +170,48 @@ class FileStore:
                 for chunk in chunks:
                     fh.write(chunk)
                     size += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            self._make_dirs(final.parent)
-            final.unlink(missing_ok=True)  # only a crashed earlier attempt leaves one here
-            os.link(tmp, final)
-            _fsync_dir(final.parent)
+            self._place(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise OutOfSpaceError(f"no space left in {self.area}") from exc
-            raise StoreError(f"cannot write {relative}: {exc}") from exc
+            raise _store_error(exc, self.area, relative) from exc
         return PendingWrite(self, relative, tmp, size)
+
+    def adopt(self, relative: str, source: Path) -> PendingWrite:
+        """As ``put``, for a file already written in this store's ``.tmp``: no copy.
+
+        ``source`` (the receiver's file, holding exactly the bytes to store) is renamed to
+        the marker name and linked into place; the rest is ``put``'s sequence.
+        """
+        final = self.absolute(relative)
+        tmp = self.tmp / f"{_encode_marker(relative)}.{secrets.token_hex(4)}.part"
+        try:
+            os.rename(source, tmp)
+        except OSError as exc:
+            raise _store_error(exc, self.area, relative) from exc
+        try:
+            size = tmp.stat().st_size
+            self._place(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise _store_error(exc, self.area, relative) from exc
+        return PendingWrite(self, relative, tmp, size)
+
+    def _place(self, tmp: Path, final: Path) -> None:
+        """Hard-link the written ``tmp`` to ``final``, then make both durable.
+
+        The link comes before the file's fsync: on journalling filesystems (ext4, XFS) that
+        fsync then commits the new directory entries too, and the folder's fsync that POSIX
+        asks for finds nothing left to do, instead of forcing a second journal commit.
+        """
+        self._make_dirs(final.parent)
+        final.unlink(missing_ok=True)  # only a crashed earlier attempt leaves one here
+        os.link(tmp, final)
+        try:
+            _fsync_path(tmp)
+            _fsync_dir(final.parent)
+        except OSError:
+            final.unlink(missing_ok=True)
+            raise
 
     def _make_dirs(self, folder: Path) -> None:
         """Create ``folder`` (and parents) durably: each new entry's parent is fsynced."""
@@ -192,6 +245,8 @@ class FileStore:
                     if os.path.samefile(final, marker):
                         self.delete(relative)
                         removed += 1
+                elif final is not None and final.exists():
+                    removed += self._remove_replaced(relative, is_indexed)
             marker.unlink(missing_ok=True)
             cleared += 1
         for received in self.tmp.glob("tmp*.dcm"):  # a receive in progress at the crash
@@ -205,6 +260,23 @@ class FileStore:
                 cleared,
             )
         return removed, cleared
+
+    def _remove_replaced(self, relative: str, is_indexed: Callable[[str], bool]) -> int:
+        """Files of the same instance beside an indexed one that the index no longer knows.
+
+        An instance sent again is written under a new name and the index then points at
+        it; the file it replaces is removed after the commit, before the new file's marker
+        goes.  A crash in between leaves the marker, and the replaced file is found here.
+        """
+        folder, name = relative.rsplit("/", 1)
+        sop = name.split(".")[0] if name.startswith("x") else name.rsplit(".", 2)[0]
+        removed = 0
+        for sibling in (self.area / folder).glob(f"{glob.escape(sop)}.*dcm"):
+            other = f"{folder}/{sibling.name}"
+            if other != relative and _same_instance(sibling.name, sop) and not is_indexed(other):
+                self.delete(other)
+                removed += 1
+        return removed
 
     def delete(self, relative: str) -> None:
         """Remove a stored file and the study folder if it became empty."""

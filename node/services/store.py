@@ -8,9 +8,10 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pynetdicom.events import Event
 
+from node.receive import ReceivedPart
 from node.services import status
 from node.services.context import NodeContext, assoc_log
-from storage.ingest import IngestError, Received
+from storage.ingest import IngestError, OutOfResourcesError, Received
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,12 @@ def handle_store(event: Event, ctx: NodeContext) -> int | Dataset:
 
 
 def received(event: Event) -> Received:
-    """The dataset of a C-STORE: pynetdicom's temp file (chunked receive) or its buffer."""
+    """The dataset of a C-STORE: our receive file, pynetdicom's temp file, or its buffer."""
+    part = getattr(event.request, "_dataset_file", None)
+    if isinstance(part, ReceivedPart):
+        if part.error is not None:
+            raise OutOfResourcesError(f"cannot receive the dataset: {part.error}")
+        return Received(path=Path(part.name), offset=len(part.meta), meta=part.meta)
     path = getattr(event.request, "_dataset_path", None)
     if path is not None:
         return Received.from_file(Path(path))
