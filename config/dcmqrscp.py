@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from config.keywords import (
     resolve_path,
 )
 from config.model import Access, AEEntry, HostEntry, Quota
+from config.pipelines import EntryError, PipelineTables
 from config.tokens import (
     WHITESPACE,
     is_comment,
@@ -55,7 +56,8 @@ __all__ = ["ConfigError", "ParsedConfig", "parse_config", "parse_quota", "read_c
 
 logger = logging.getLogger(__name__)
 
-TABLES = ("HostTable", "VendorTable", "AETable")
+#: dcmqrscp's tables, then ours (``config.pipelines``: triggers and routes).
+TABLES = ("HostTable", "VendorTable", "AETable", "TriggerTable", "RouteTable")
 _QUOTA = re.compile(r"\s*([+-]?\d+)\s*,\s*(\S+)\s*")
 _QUOTA_SIZE = re.compile(r"(\d+)([kKmMgG]?)[bB]")
 _QUOTA_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -169,6 +171,7 @@ class _Reader:
         self.vendor_lines: dict[str, int] = {}
         self.ae_table: list[AEEntry] = []
         self.ae_table_line: int | None = None
+        self.pipelines = PipelineTables(self.base)
 
     def error(self, line: int | None, message: str) -> ConfigError:
         return ConfigError(self.path, line, message)
@@ -181,6 +184,10 @@ class _Reader:
         self.result.values.update(
             hosts=self.hosts, vendors=self.vendors, ae_table=tuple(self.ae_table)
         )
+        try:
+            self.result.values.update(self.pipelines.build(self.result.values))
+        except EntryError as exc:
+            raise self.error(exc.line, exc.message) from None
         return self.result
 
     # --- globals ------------------------------------------------------------------------
@@ -233,7 +240,13 @@ class _Reader:
                 )
             self.ae_table = []
             self.ae_table_line = begin.number
-        rows = {"HostTable": self.host_row, "VendorTable": self.vendor_row, "AETable": self.ae_row}
+        rows: dict[str, Callable[[_Line], None]] = {
+            "HostTable": self.host_row,
+            "VendorTable": self.vendor_row,
+            "AETable": self.ae_row,
+            "TriggerTable": lambda line: self.pipelines.row("TriggerTable", line.number, line.text),
+            "RouteTable": lambda line: self.pipelines.row("RouteTable", line.number, line.text),
+        }
         for line in lines:
             if _skipped(line.text):
                 continue

@@ -278,6 +278,9 @@ _KEYWORDS = (
     Keyword("DIMSETimeout", "dimse_timeout", "line", _seconds("DIMSETimeout")),
     Keyword("NetworkTimeout", "network_timeout", "line", _seconds("NetworkTimeout")),
     Keyword("ShutdownGrace", "shutdown_grace", "line", _seconds("ShutdownGrace", True)),
+    Keyword(
+        "IngestWorkers", "ingest_workers", "line", lambda t, b: parse_int(t, "IngestWorkers", 1, 64)
+    ),
     Keyword("LogLevel", "log_level", "line", lambda t, b: parse_log_level(t)),
     Keyword(
         "AdminAPIAddress", "admin_api_address", "line", _text("AdminAPIAddress", required=True)
@@ -303,6 +306,7 @@ _KEYWORDS = (
     Keyword("JobWorkers", "job_workers", "line", lambda t, b: parse_int(t, "JobWorkers", 1, 256)),
     Keyword("JobConcurrency", "job_concurrency", "line", lambda t, b: parse_job_concurrency(t)),
     Keyword("JobLease", "job_lease", "line", _seconds("JobLease")),
+    Keyword("StudyStableSeconds", "study_stable_seconds", "line", _seconds("StudyStableSeconds")),
 )
 
 #: Keyword name -> Keyword, in the order of docs/config.md.

@@ -11,6 +11,7 @@ Field names follow DCMTK's keywords where dcmqrscp has them (``NetworkTCPPort`` 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -63,6 +64,66 @@ class AEEntry(_Frozen):
         return "R" in self.access
 
 
+TriggerEvent = Literal["ingest", "stable"]
+#: Match keys that are not DICOM attributes: the association's AE titles.
+AE_MATCH_KEYS = ("CallingAE", "CalledAE")
+
+
+class MatchKey(_Frozen):
+    """One ``KEY=VALUE`` of a trigger's ``Match`` or a route's ``Filter`` (findscu's ``-k``).
+
+    ``keyword`` is a DICOM keyword (``Modality``, ``SOPClassUID``...) or one of
+    ``AE_MATCH_KEYS``; ``tag`` is its tag (``None`` for the AE keys).  ``value`` uses
+    DICOM matching (PS3.4 C.2.2.2): ``*``/``?`` wildcards, ``A-B`` ranges for dates and
+    times, ``\\``-separated lists; AE keys take wildcards and lists too.
+    """
+
+    keyword: str
+    tag: int | None = None
+    value: str
+
+
+class TriggerEntry(_Frozen):
+    """A TriggerTable entry: on ``event``, for what matches ``match``, submit ``job``.
+
+    ``job`` is the job's command line as words (kind first), checked against the job kinds
+    when the node starts; ``line`` is where the entry starts in the file (for messages).
+    """
+
+    name: str = Field(min_length=1, max_length=48)
+    event: TriggerEvent
+    match: tuple[MatchKey, ...] = ()
+    job: tuple[str, ...] = Field(min_length=1)
+    line: int | None = None
+
+
+class RouteEntry(_Frozen):
+    """A RouteTable entry: a named pipeline from ``source`` to ``destination``.
+
+    It runs on ``schedule`` (5-field cron), when a study becomes stable (``trigger``), or by
+    hand.  It selects the studies of ``source`` that match ``filter`` (all when empty) and,
+    with ``select="new"``, only those never sent or changed since they were sent.  Each
+    study goes as one forward job, through ``anonymize`` (the anonymize job's options as
+    words; ``None``: sent as stored) and ``convert`` (the convert job's options), with
+    pseudonyms keyed by ``secret`` (or the content of ``secret_file``) so that the same
+    original always gives the same replacement, night after night.
+    """
+
+    name: str = Field(min_length=1, max_length=48)
+    source: str = Field(min_length=1, max_length=16)
+    destination: str = Field(min_length=1, max_length=16)
+    schedule: str | None = None
+    trigger: Literal["stable"] | None = None
+    filter: tuple[MatchKey, ...] = ()
+    select: Literal["new", "all"] = "new"
+    anonymize: tuple[str, ...] | None = None
+    convert: tuple[str, ...] | None = None
+    secret: str | None = None
+    secret_file: Path | None = None
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    line: int | None = None
+
+
 class Settings(_Frozen):
     """The whole configuration of a node.
 
@@ -100,6 +161,9 @@ class Settings(_Frozen):
     network_timeout: float = 60.0
     #: Seconds to let running associations finish on SIGTERM before aborting them.
     shutdown_grace: float = 10.0
+    #: Processes serving the DICOM port (the daemon and ``ingest_workers - 1`` workers
+    #: sharing its socket: ``node.workers``), so associations use several CPUs; one per CPU.
+    ingest_workers: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 64), ge=1, le=64)
     log_level: LogLevel = "INFO"
     admin_api_address: str = "127.0.0.1"
     admin_api_port: int | None = None
@@ -122,11 +186,22 @@ class Settings(_Frozen):
     #: Seconds a claimed job stays leased without a heartbeat; after that another runner
     #: (or this one after a restart) takes it again.
     job_lease: float = 60.0
+    #: Seconds without a new instance after which a study counts as stable (Orthanc's
+    #: StableAge, storescp's ``--eostudy-timeout``): study-stable triggers and routes fire.
+    study_stable_seconds: float = 60.0
+    #: TriggerTable: jobs submitted on ingest or when a study becomes stable.
+    triggers: tuple[TriggerEntry, ...] = ()
+    #: RouteTable: named pipelines (schedule or trigger, selection, steps, destination).
+    routes: tuple[RouteEntry, ...] = ()
 
     @property
     def ingest_events_wanted(self) -> bool:
         """Must the index keep an ``ingest_events`` outbox (ingest or study-stable triggers)?"""
-        return False
+        return bool(self.triggers) or any(route.trigger for route in self.routes)
+
+    def route(self, name: str) -> RouteEntry | None:
+        """The RouteTable entry called ``name``, or None."""
+        return next((route for route in self.routes if route.name == name), None)
 
     @property
     def response_character_set(self) -> str | None:

@@ -83,6 +83,7 @@ class EnvOverrides(BaseSettings):
     dimse_timeout: str | None = None
     network_timeout: str | None = None
     shutdown_grace: str | None = None
+    ingest_workers: str | None = None
     log_level: str | None = None
     admin_api_address: str | None = None
     admin_api_port: str | None = None
@@ -96,6 +97,7 @@ class EnvOverrides(BaseSettings):
     job_workers: str | None = None
     job_concurrency: str | None = None
     job_lease: str | None = None
+    study_stable_seconds: str | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -25,7 +25,7 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +124,10 @@ class JobQueue:
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._sqlite = is_sqlite(engine)
+        #: Called after a submission made through ``node.jobs.kinds.submit_job`` (once the
+        #: caller's transaction commits): the daemon's runner claims at once, not at its
+        #: next poll.
+        self.on_submit: Callable[[], None] | None = None
 
     # -- submitting and reading ----------------------------------------------------------
 

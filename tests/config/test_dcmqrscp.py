@@ -137,6 +137,7 @@ EXTENSIONS: list[tuple[str, str, object]] = [
     ("DIMSETimeout = 12.5", "dimse_timeout", 12.5),
     ("NetworkTimeout = 600", "network_timeout", 600.0),
     ("ShutdownGrace = 0", "shutdown_grace", 0.0),
+    ("IngestWorkers = 2", "ingest_workers", 2),
     ("LogLevel = debug", "log_level", "DEBUG"),
     ("LogLevel = warn", "log_level", "WARNING"),
     ("AdminAPIAddress = ::1", "admin_api_address", "::1"),
@@ -149,6 +150,7 @@ EXTENSIONS: list[tuple[str, str, object]] = [
     ("JobWorkers = 3", "job_workers", 3),
     ("JobConcurrency = convert=1, forward = 4", "job_concurrency", {"convert": 1, "forward": 4}),
     ("JobLease = 90", "job_lease", 90.0),
+    ("StudyStableSeconds = 1.5", "study_stable_seconds", 1.5),
 ]
 
 
@@ -397,6 +399,7 @@ def test_missing_file(tmp_path: Path) -> None:
         ("DataDir = # nothing\n", 1, "DataDir needs a value"),
         ('AdminToken = "x" y\n', 1, "unexpected 'y' after the quoted value"),
         ("JobWorkers = 0\n", 1, "JobWorkers 0 out of range 1-256"),
+        ("IngestWorkers = 0\n", 1, "IngestWorkers 0 out of range 1-64"),
         ("JobConcurrency = convert\n", 1, "'convert' is not kind=N"),
         ("JobConcurrency = convert=0\n", 1, "JobConcurrency convert 0 out of range"),
         ("JobConcurrency = ,\n", 1, "JobConcurrency needs kind=N items"),

@@ -58,12 +58,20 @@ def assert_same_reading(ours: ParsedConfig, dcmtk: DcmtkReading, folder: Path) -
 
 
 def _without_extensions(text: str) -> str:
+    """The text without our keywords and our tables (TriggerTable, RouteTable)."""
     extensions = {name for name, k in KEYWORDS.items() if k.extension}
-    return "".join(
-        line
-        for line in text.splitlines(keepends=True)
-        if not (line.split() and line.split()[0] in extensions)
-    )
+    kept, inside = [], None
+    for line in text.splitlines(keepends=True):
+        words = line.split()
+        if inside is not None:
+            inside = None if words[:2] == [inside, "END"] else inside
+            continue
+        if words[:2] in (["TriggerTable", "BEGIN"], ["RouteTable", "BEGIN"]):
+            inside = words[0]
+            continue
+        if not (words and words[0] in extensions):
+            kept.append(line)
+    return "".join(kept)
 
 
 def _dcmtk_sample_with_examples() -> str:

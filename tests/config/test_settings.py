@@ -260,6 +260,8 @@ def test_examples_node_cfg_is_the_runnable_default() -> None:
     assert node.storage_area == REPO_ROOT / "var" / "storage" / "DICOM_NODE"
     assert (common.title, common.access, common.peers) == ("COMMON", "R", None)
     assert settings.resolved_database_url() == f"sqlite:///{REPO_ROOT / 'var' / 'index.sqlite'}"
+    assert (settings.admin_api_address, settings.admin_api_port) == ("127.0.0.1", 11113)
+    assert settings.admin_token is None  # generated into var/admin.token at start
 
 
 def test_examples_full_cfg_sets_everything() -> None:

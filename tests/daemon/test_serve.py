@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 
+from storage.migrate import alembic_config
 from tests.conftest import REPO_ROOT
 
 NODE_CTL = [sys.executable, "-m", "node.cli.main"]
@@ -155,7 +157,8 @@ def test_db_upgrade_and_check(tmp_path: Path, free_port: Callable[[], int]) -> N
         cwd=tmp_path,
     )
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "revision 0001" in upgrade.stdout
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert f"revision {head}" in upgrade.stdout
     check = subprocess.run(
         [*NODE_CTL, "db", "--config", str(cfg), "check"],
         capture_output=True,

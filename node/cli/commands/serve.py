@@ -34,9 +34,9 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"network_tcp_port": args.port})
     try:
         return run_daemon(settings)
-    except OSError as exc:
-        print(
-            f"node-ctl serve: cannot listen on port {settings.network_tcp_port}: {exc}",
-            file=sys.stderr,
-        )
+    except ConfigError as exc:  # triggers and routes are checked against the index at start
+        print(f"node-ctl serve: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a port is taken: the message names which
+        print(f"node-ctl serve: {exc.strerror or exc}", file=sys.stderr)
         return 1
