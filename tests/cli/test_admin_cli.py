@@ -71,6 +71,11 @@ def test_studies(admin_node: AdminNode, capsys: pytest.CaptureFixture[str]) -> N
     assert err == "3 study(ies) in NODE\n"
     code, out, err = ctl(capsys, "studies", "-c", cfg, "--patient-name", "api^t*", "--json")
     assert code == 0 and [s["StudyInstanceUID"] for s in json.loads(out)["items"]] == [STUDY2]
+    for key in ("0010,0010=api^t*", "PatientName=API^T*", "(0010,0010)=api^t*"):
+        code, out, err = ctl(capsys, "studies", "-c", cfg, "-k", key, "--json")
+        assert code == 0 and [s["StudyInstanceUID"] for s in json.loads(out)["items"]] == [STUDY2]
+    code, _, err = ctl(capsys, "studies", "-c", cfg, "-k", "0008,0070=ACME")
+    assert code == 2 and err.startswith("node-ctl studies: -k 0008,0070=ACME: not KEY=VALUE")
     code, out, err = ctl(capsys, "studies", "-c", cfg, "--date", "20230101-", "--limit", "1")
     assert code == 0 and "more: --offset 1" in err
     code, _, err = ctl(capsys, "studies", "-c", cfg, "--ae", "NOBODY")
