@@ -15,7 +15,6 @@ import tempfile
 from typing import Any
 
 from config.model import Settings
-from node.api import start_admin_api
 from node.app import Node
 from node.jobs.automation import Automation
 from node.jobs.runner import JobRunner
@@ -77,14 +76,19 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> int:
     await automation.start(node.index.engine, runner.queue)
 
     # --- admin API (node/api): HTTP on this loop, token required; None without a port ---
+    # (imported only when configured: FastAPI and uvicorn add ~12 MB to the node's RSS)
+    api = None
     try:
-        api = await start_admin_api(
-            settings,
-            node,
-            queue=runner.queue,
-            routes=automation.routes,
-            counters=lambda: relay.counters,
-        )
+        if settings.admin_api_port is not None:
+            from node.api import start_admin_api
+
+            api = await start_admin_api(
+                settings,
+                node,
+                queue=runner.queue,
+                routes=automation.routes,
+                counters=lambda: relay.counters,
+            )
     except OSError:  # its address is taken: stop what started, the caller reports it
         await automation.stop()
         await runner.stop(grace=0)
