@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Engine, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import is_sqlite
@@ -223,11 +223,7 @@ class JobQueue:
             return None
         while True:
             now = utcnow()
-            due = or_(
-                and_(Job.state == "queued", Job.next_attempt_at <= now),
-                and_(Job.state == "running", Job.lease_expires_at < now),
-            )
-            stmt = select(Job).where(due).order_by(Job.next_attempt_at, Job.pk).limit(1)
+            stmt = select(Job).where(_due(now)).order_by(Job.next_attempt_at, Job.pk).limit(1)
             if kinds is not None:
                 stmt = stmt.where(Job.kind.in_(list(kinds)))
             if not self._sqlite:
@@ -256,6 +252,14 @@ class JobQueue:
                 job.started_at = job.started_at or now
                 job.updated_at = now
                 return _view(job)
+
+    def any_due(self, kinds: Collection[str]) -> bool:
+        """Is a job of ``kinds`` due?  A plain read: an idle runner asks this before it
+        claims, as ``claim`` takes SQLite's write lock (to be atomic) and ingest would wait
+        on it at every poll."""
+        stmt = select(Job.pk).where(_due(utcnow()), Job.kind.in_(list(kinds))).limit(1)
+        with self._read() as session:
+            return session.scalar(stmt) is not None
 
     def heartbeat(
         self,
@@ -398,6 +402,14 @@ class JobQueue:
         if job.state != "running" or job.lease_owner != owner:
             raise LeaseLost(f"job {pk} is no longer leased to {owner}")
         return job
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Claimable now: queued and due, or running under an expired lease (its runner died)."""
+    return or_(
+        and_(Job.state == "queued", Job.next_attempt_at <= now),
+        and_(Job.state == "running", Job.lease_expires_at < now),
+    )
 
 
 def _finish(

@@ -38,8 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-
 from config.model import Settings
 from node.jobs.kinds import KINDS, InvalidJobParams, submit_job
 from node.jobs.work import (
@@ -50,10 +48,9 @@ from node.jobs.work import (
     Work,
 )
 from storage.files import FileStore
-from storage.index import Index, utcnow
+from storage.index import Index
 from storage.ingest import Ingestor
 from storage.jobs import JobError, JobQueue, JobView, LeaseLost
-from storage.models import Job
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +209,7 @@ class JobRunner:
             kinds = self._claimable()
             if not kinds:
                 return
-            if not await self._db(self._anything_due, kinds):
+            if not await self._db(self.queue.any_due, kinds):
                 return
             job = await self._db(self.queue.claim, self.owner, kinds=kinds, lease=self.lease)
             if job is None:
@@ -225,18 +222,6 @@ class JobRunner:
             now = self._count(job.kind)
             self.peak[job.kind] = max(self.peak.get(job.kind, 0), now)
             running.task = asyncio.create_task(self._run(running), name=f"job-{job.pk}")
-
-    def _anything_due(self, kinds: list[str]) -> bool:
-        """A plain read first: an idle runner must not take SQLite's write lock every poll
-        (``claim`` does, to be atomic), which would make ingest wait on it."""
-        now = utcnow()
-        due = or_(
-            and_(Job.state == "queued", Job.next_attempt_at <= now),
-            and_(Job.state == "running", Job.lease_expires_at < now),
-        )
-        stmt = select(Job.pk).where(due, Job.kind.in_(kinds)).limit(1)
-        with self.index.read_session() as session:
-            return session.scalar(stmt) is not None
 
     # -- running -------------------------------------------------------------------------
 

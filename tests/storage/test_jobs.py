@@ -185,3 +185,15 @@ def test_concurrent_claimers_never_share_a_job(queue: JobQueue) -> None:
         t.join()
     assert sorted(taken) == sorted(pks)  # each exactly once
     assert queue.counts()["succeeded"] == 40
+
+
+def test_any_due_agrees_with_claim(queue: JobQueue, engine: Engine) -> None:
+    assert not queue.any_due(["render"])
+    queue.submit("render", delay=60)
+    assert not queue.any_due(["render"])
+    pk = queue.submit("render")
+    assert queue.any_due(["render"]) and not queue.any_due(["convert"])
+    queue.claim("r")
+    assert not queue.any_due(["render"])
+    _expire_lease(engine, pk)
+    assert queue.any_due(["render"])  # an abandoned job is due again
