@@ -49,7 +49,7 @@ ASSOC_RULES: list[tuple[str, tuple[str, ...]]] = [
     ("index: other SQL and ORM work", ("Index.record",)),
     (
         "file: rename/link, fsync of file and folder",
-        ("FileStore.put", "FileStore.adopt", "PendingWrite", "_fsync_dir"),
+        ("FileStore.put", "FileStore.adopt", "PendingWrite", "fsync_dir"),
     ),
     ("header: parse received bytes (pydicom)", ("_read_header",)),
     ("header: index record + DICOM JSON (extract)", ("extract (storage/header.py",)),

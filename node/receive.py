@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pydicom.dataset import Dataset
 from pynetdicom import _config, evt
 from pynetdicom.dimse import DIMSEServiceProvider
 from pynetdicom.dimse_messages import _MESSAGE_TYPES, C_STORE_RQ, DIMSEMessage
@@ -37,12 +38,16 @@ from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.utils import make_target
 
 from node.dul import WakeQueue
-from storage.ingest import build_file_meta
+from storage.durable import start_writeback
+from storage.ingest import EarlyHeader, build_file_meta
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
 logger = logging.getLogger(__name__)
+
+#: Bytes written between two requests to the kernel to start writing the file back.
+WRITE_BEHIND = 128 << 10
 
 #: Where the dataset of a C-STORE to the association's called AE is received (the store's
 #: ``.tmp``), or None for the process's temp folder.
@@ -52,35 +57,59 @@ PartFolder = Callable[["Association"], "Path | None"]
 class ReceivedPart:
     """Where a C-STORE dataset is received: ``meta`` (our file meta), then the dataset.
 
+    Two pieces of ingest work start while the rest of the dataset is still arriving, so
+    that little is left between the last fragment and the C-STORE-RSP (the sender waits
+    for that response before it sends the next instance):
+
+    - the header (everything before the pixel data) is parsed as soon as its bytes are
+      here (``header``), while the sender goes on filling the socket buffers;
+    - the kernel is asked to start writing the file back as it grows (``storage.durable``),
+      so the fsync before the response finds little left to write.
+
     A write that fails (disk full) is not raised in the DUL thread, which would abort the
     association: the file is removed, the rest of the dataset is read and dropped, and
     ``error`` tells the C-STORE handler to answer Out of Resources.
     """
 
-    def __init__(self, folder: Path | None, meta: bytes) -> None:
+    def __init__(self, folder: Path | None, meta: bytes, transfer_syntax_uid: str = "") -> None:
         folder = Path(folder) if folder is not None else Path(tempfile.gettempdir())
         #: pynetdicom's StorageServiceClass closes and unlinks ``name`` after the handler
         self.name = str(folder / f"tmprecv{secrets.token_hex(8)}.dcm")
         self.meta = meta
         self.error: OSError | None = None
+        #: The dataset's header, parsed while the rest arrived (None: parse it at the end).
+        self.header: Dataset | None = None
+        self._head = EarlyHeader(transfer_syntax_uid)
         self._fh: io.FileIO | None = None
+        self._written = 0
+        self._flushed = 0
         try:
             self._fh = io.FileIO(self.name, "xb")
         except OSError as exc:
             self.error = exc
             return
-        self.write(meta)
+        self._write(memoryview(meta))
 
     def write(self, data: Any) -> None:
+        view = memoryview(data)
+        if self._head.waiting:
+            self.header = self._head.feed(view)
+        self._write(view)
+
+    def _write(self, view: memoryview) -> None:
         if self._fh is None:
             return
-        view = memoryview(data)
+        self._written += len(view)
         try:
             while view:
                 view = view[self._fh.write(view) or 0 :]
         except OSError as exc:
             self.error = exc
             self.discard()
+            return
+        if self._written - self._flushed >= WRITE_BEHIND:
+            start_writeback(self._fh.fileno(), self._flushed, self._written - self._flushed)
+            self._flushed = self._written
 
     def close(self) -> None:
         if self._fh is not None:
@@ -140,7 +169,7 @@ class NodeDIMSE(DIMSEServiceProvider):
             str(syntax),
             assoc.requestor.ae_title,
         )
-        part = ReceivedPart(self._part_folder(assoc), meta)
+        part = ReceivedPart(self._part_folder(assoc), meta, str(syntax))
         msg._data_set_file = part  # type: ignore[assignment]
         msg._data_set_path = Path(part.name)
 

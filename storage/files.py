@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.durable import fsync_dir, fsync_file
 from storage.uids import is_valid_uid
 
 logger = logging.getLogger(__name__)
@@ -110,22 +111,6 @@ def _store_error(exc: OSError, area: Path, relative: str) -> StoreError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return OutOfSpaceError(f"no space left in {area}")
     return StoreError(f"cannot write {relative}: {exc}")
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FileStore:
@@ -207,8 +192,8 @@ class FileStore:
         final.unlink(missing_ok=True)  # only a crashed earlier attempt leaves one here
         os.link(tmp, final)
         try:
-            _fsync_path(tmp)
-            _fsync_dir(final.parent)
+            fsync_file(tmp)
+            fsync_dir(final.parent)
         except OSError:
             final.unlink(missing_ok=True)
             raise
@@ -224,7 +209,7 @@ class FileStore:
                 new.mkdir()
             except FileExistsError:
                 continue
-            _fsync_dir(new.parent)
+            fsync_dir(new.parent)
 
     def recover(self, is_indexed: Callable[[str], bool]) -> tuple[int, int]:
         """Finish what a crash interrupted; returns (files removed, markers cleared).

@@ -20,9 +20,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.tag import Tag
+from pydicom.valuerep import AMBIGUOUS_VR
 from sqlalchemy import String
 
 from storage.models import Instance, Patient, Series, Study
@@ -54,13 +55,21 @@ def index_value(column: Any, value: str) -> str:
         value = value.replace("\0", "")
     if not value.isascii():
         value = value.encode("utf-8", "replace").decode("utf-8")
-    width = column.type.length if isinstance(column.type, String) else None
+    width, key = _width(column)
     if width is None or len(value) <= width:
         return value
-    if column.key in _KEY_COLUMNS:
+    if key:
         digest = hashlib.blake2s(value.encode("utf-8")).hexdigest()[:_DIGEST_CHARS]
         return f"{value[: width - _DIGEST_CHARS - 1]}~{digest}"
     return value[:width]
+
+
+@cache
+def _width(column: Any) -> tuple[int | None, bool]:
+    """(declared width or None, is a key column) of ``column``: asking the ORM attribute
+    for its type on every call cost more than the rest of ``index_value``."""
+    width = column.type.length if isinstance(column.type, String) else None
+    return width, column.key in _KEY_COLUMNS
 
 
 def kept_length(column: Any) -> int | None:
@@ -91,13 +100,83 @@ def level_of_keyword(keyword: str) -> str:
     return "IMAGE"
 
 
-def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
+def _value_text(value: Any) -> str:
+    """A converted element value as one string (multi-values joined with a backslash)."""
     if value is None:
         return ""
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
     return str(value).strip()
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """What the index takes from one top-level element: its JSON, text and level."""
+
+    json: dict[str, Any] | None
+    text: str
+    level: str
+
+
+#: Conversions of raw elements, keyed by everything the conversion depends on (tag, VR,
+#: byte order, VR explicitness, the value's bytes, the dataset's character set).
+#:
+#: Why: the instances of a series repeat nearly all of their header (patient, study and
+#: series attributes, image geometry...), and converting each element with pydicom and
+#: then to DICOM JSON cost more than a millisecond per instance.  A hit returns pydicom's
+#: own conversion of the same bytes; only what differs (UIDs, positions, numbers) is
+#: converted again.  Entries are shared, so their JSON is never modified in place.
+_CONVERTED: dict[tuple[Any, ...], _Converted] = {}
+_CONVERTED_MAX = 16384
+#: Values longer than this are converted every time, not remembered.
+_CACHE_VALUE_MAX = 1024
+
+
+@cache
+def _ambiguous(tag: int) -> bool:
+    """Does the VR of ``tag`` in Implicit VR depend on other elements (US or SS...)?"""
+    try:
+        return dictionary_VR(tag) in AMBIGUOUS_VR
+    except KeyError:
+        return False
+
+
+@cache
+def _level_of_tag(tag: int) -> str:
+    keyword = keyword_for_tag(tag)
+    return level_of_keyword(keyword) if keyword else "IMAGE"
+
+
+def _convert(ds: Dataset, tag: int, charset: Any) -> _Converted:
+    raw = ds._dict[tag]  # type: ignore[index]
+    key: tuple[Any, ...] | None = None
+    if (
+        isinstance(raw, RawDataElement)
+        and isinstance(raw.value, bytes)
+        and len(raw.value) <= _CACHE_VALUE_MAX
+        and not (raw.VR is None and _ambiguous(tag))
+    ):
+        key = (tag, raw.VR, raw.is_little_endian, raw.is_implicit_VR, raw.value, charset)
+        hit = _CONVERTED.get(key)
+        if hit is not None:
+            return hit
+    elem = ds[tag]
+    converted = _Converted(element_json(elem), _value_text(elem.value), _level_of_tag(tag))
+    if key is not None:
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[key] = converted
+    return converted
+
+
+def _charset_key(ds: Dataset) -> Any:
+    raw = ds._dict.get(0x00080005)  # type: ignore[attr-defined]
+    if raw is None:
+        return None
+    value = raw.value
+    return (
+        tuple(value) if isinstance(value, list) or type(value).__name__ == "MultiValue" else value
+    )
 
 
 @dataclass
@@ -139,9 +218,23 @@ def extract(ds: Dataset, transfer_syntax_uid: str) -> InstanceRecord:
     generator) is kept as sent, as DCMTK and Orthanc keep it: the file store never uses such
     a value as a path (``storage.files``).
     """
+    charset = _charset_key(ds)
+    attrs: dict[str, dict[str, Any]] = {level: {} for level in LEVELS}
+    texts: dict[int, str] = {}
+    for tag in sorted(ds._dict):  # type: ignore[attr-defined]
+        if tag >> 16 == 0x0002 or tag & 0x10000 or not tag & 0xFFFF:
+            continue  # file meta, private, group length
+        converted = _convert(ds, tag, charset)
+        texts[tag] = converted.text
+        if converted.json is not None:
+            attrs[converted.level][f"{tag:08X}"] = converted.json
+
+    def text(keyword: str) -> str:
+        return texts.get(_TAGS[keyword], "")
+
     uids = {}
     for keyword in ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID"):
-        value = _text(ds, keyword).rstrip("\0 ")
+        value = text(keyword).rstrip("\0 ")
         if not value:
             raise HeaderError(f"{keyword} missing")
         if len(value) > 64 or not value.isprintable():
@@ -154,48 +247,63 @@ def extract(ds: Dataset, transfer_syntax_uid: str) -> InstanceRecord:
         series_instance_uid=uids["SeriesInstanceUID"],
         transfer_syntax_uid=transfer_syntax_uid,
     )
-    name = _text(ds, "PatientName")
+    name = text("PatientName")
     record.patient = {
-        "patient_id": index_value(Patient.patient_id, _text(ds, "PatientID")),
+        "patient_id": index_value(Patient.patient_id, text("PatientID")),
         "issuer_of_patient_id": index_value(
-            Patient.issuer_of_patient_id, _text(ds, "IssuerOfPatientID")
+            Patient.issuer_of_patient_id, text("IssuerOfPatientID")
         ),
         "patient_name": index_value(Patient.patient_name, name),
         "patient_name_key": index_value(Patient.patient_name_key, name.upper()),
-        "patient_birth_date": index_value(
-            Patient.patient_birth_date, _text(ds, "PatientBirthDate")
-        ),
-        "patient_sex": index_value(Patient.patient_sex, _text(ds, "PatientSex")),
+        "patient_birth_date": index_value(Patient.patient_birth_date, text("PatientBirthDate")),
+        "patient_sex": index_value(Patient.patient_sex, text("PatientSex")),
     }
     record.study = {
-        "study_date": index_value(Study.study_date, _text(ds, "StudyDate")),
-        "study_time": index_value(Study.study_time, _text(ds, "StudyTime")),
-        "accession_number": index_value(Study.accession_number, _text(ds, "AccessionNumber")),
-        "study_id": index_value(Study.study_id, _text(ds, "StudyID")),
+        "study_date": index_value(Study.study_date, text("StudyDate")),
+        "study_time": index_value(Study.study_time, text("StudyTime")),
+        "accession_number": index_value(Study.accession_number, text("AccessionNumber")),
+        "study_id": index_value(Study.study_id, text("StudyID")),
         "referring_physician_name": index_value(
-            Study.referring_physician_name, _text(ds, "ReferringPhysicianName")
+            Study.referring_physician_name, text("ReferringPhysicianName")
         ),
-        "study_description": index_value(Study.study_description, _text(ds, "StudyDescription")),
+        "study_description": index_value(Study.study_description, text("StudyDescription")),
     }
     record.series = {
-        "modality": index_value(Series.modality, _text(ds, "Modality")),
-        "series_number": index_value(Series.series_number, _text(ds, "SeriesNumber")),
-        "series_date": index_value(Series.series_date, _text(ds, "SeriesDate")),
-        "series_description": index_value(
-            Series.series_description, _text(ds, "SeriesDescription")
-        ),
+        "modality": index_value(Series.modality, text("Modality")),
+        "series_number": index_value(Series.series_number, text("SeriesNumber")),
+        "series_date": index_value(Series.series_date, text("SeriesDate")),
+        "series_description": index_value(Series.series_description, text("SeriesDescription")),
     }
     record.instance = {
-        "instance_number": index_value(Instance.instance_number, _text(ds, "InstanceNumber"))
+        "instance_number": index_value(Instance.instance_number, text("InstanceNumber"))
     }
-    attrs: dict[str, dict[str, Any]] = {level: {} for level in LEVELS}
-    for elem in ds:
-        if elem.tag.group in (0x0002,) or elem.tag.is_private or elem.tag.element == 0:
-            continue
-        as_json = element_json(elem)
-        if as_json is None:
-            continue
-        level = level_of_keyword(elem.keyword) if elem.keyword else "IMAGE"
-        attrs[level][f"{int(Tag(elem.tag)):08X}"] = as_json
     record.attrs = attrs
     return record
+
+
+#: Tags of the keywords ``extract`` puts in columns.
+_TAGS = {
+    keyword: tag_for_keyword(keyword)
+    for keyword in (
+        "SOPInstanceUID",
+        "SOPClassUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "PatientName",
+        "PatientID",
+        "IssuerOfPatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "AccessionNumber",
+        "StudyID",
+        "ReferringPhysicianName",
+        "StudyDescription",
+        "Modality",
+        "SeriesNumber",
+        "SeriesDate",
+        "SeriesDescription",
+        "InstanceNumber",
+    )
+}

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,6 +31,9 @@ from storage.header import InstanceRecord, index_value
 from storage.models import IngestEvent, Instance, Patient, Series, Study
 
 logger = logging.getLogger(__name__)
+
+#: What the statement helpers run on: a Session (deletes) or a Core connection (ingest).
+Executor = Session | Connection
 
 
 class IndexError_(Exception):  # noqa: N801 - IndexError is a builtin
@@ -79,9 +82,8 @@ class Index:
         #: triggers exist): the trigger side consumes them, exactly once, crash or not.
         self.outbox = outbox
         self._read = sessionmaker(engine, expire_on_commit=False)
-        self._write = sessionmaker(
-            engine.execution_options(sqlite_immediate=True), expire_on_commit=False
-        )
+        self._write_engine = engine.execution_options(sqlite_immediate=True)
+        self._write = sessionmaker(self._write_engine, expire_on_commit=False)
         # One writer at a time inside this process: SQLite has one writer anyway, and
         # waiting on a Python lock is cheaper than SQLite's busy-wait.
         self._write_lock = threading.Lock() if is_sqlite(engine) else None
@@ -132,14 +134,22 @@ class Index:
         calling_ae_title: str,
         quota: Quota | None,
     ) -> RecordOutcome:
-        # Core statements, not ORM objects: an ingest is a handful of keyed selects and
-        # writes, and the unit of work's bookkeeping cost more than SQLite itself.
+        # Core statements on a Core connection, not ORM objects in a Session: an ingest is
+        # a handful of keyed selects and writes, and the ORM's bookkeeping cost more than
+        # SQLite itself.
         now = utcnow()
         outcome = RecordOutcome()
-        with self.write_session() as session, session.begin():
+        with self._write_engine.begin() as session:
+            key = {"ae_title": ae_title, "sop_instance_uid": rec.sop_instance_uid}
+            existing = session.execute(_SELECT_INSTANCE, key).first()
+            # The study's byte count follows in its own update; an instance that moves
+            # from another study, or a series that does, makes both studies counted again.
+            moved = existing is not None and existing.study_instance_uid != rec.study_instance_uid
+            added = size - existing.size if existing is not None and not moved else size
+            recount: set[int] = {existing.study_pk} if moved else set()
             left_studies: list[int] = []
             left_patients: list[int] = []
-            patient_pk = _upsert_level(
+            patient_pk, _ = _upsert_level(
                 session,
                 Patient,
                 {
@@ -150,20 +160,10 @@ class Index:
                 {"ae_title": ae_title, **rec.patient},
                 rec.attrs["PATIENT"],
             )
-            study_key = {"ae_title": ae_title, "study_instance_uid": rec.study_instance_uid}
-            if (
-                quota is not None
-                and not session.execute(
-                    _select_level(Study, tuple(study_key), ()), study_key
-                ).first()
-            ):
-                outcome.files_to_delete += _evict_oldest_studies(
-                    session, ae_title, quota.max_studies - 1
-                )
-            study_pk = _upsert_level(
+            study_pk, new_study = _upsert_level(
                 session,
                 Study,
-                study_key,
+                {"ae_title": ae_title, "study_instance_uid": rec.study_instance_uid},
                 {
                     "ae_title": ae_title,
                     "study_instance_uid": rec.study_instance_uid,
@@ -173,9 +173,14 @@ class Index:
                 rec.attrs["STUDY"],
                 inserted={"created_at": now},
                 always={"updated_at": now},
+                added={"total_bytes": added},
                 left_parents=left_patients,
             )
-            series_pk = _upsert_level(
+            if quota is not None and new_study:
+                outcome.files_to_delete += _evict_oldest_studies(
+                    session, ae_title, quota.max_studies, new=study_pk
+                )
+            series_pk, _ = _upsert_level(
                 session,
                 Series,
                 {"ae_title": ae_title, "series_instance_uid": rec.series_instance_uid},
@@ -188,6 +193,8 @@ class Index:
                 rec.attrs["SERIES"],
                 left_parents=left_studies,
             )
+            if left_studies:
+                recount.update((study_pk, *left_studies))
             if left_studies or left_patients:
                 _prune_left_parents(session, left_studies, left_patients)
             values = {
@@ -201,8 +208,6 @@ class Index:
                 "calling_ae_title": calling_ae_title,
                 "attrs": rec.attrs["IMAGE"],
             }
-            key = {"ae_title": ae_title, "sop_instance_uid": rec.sop_instance_uid}
-            existing = session.execute(_SELECT_INSTANCE, key).first()
             if existing is None:
                 instance_pk = session.execute(_insert(Instance), {**key, **values}).scalar_one()
             else:
@@ -213,6 +218,8 @@ class Index:
                 session.execute(_update(Instance, tuple(values)), {"_pk": instance_pk, **values})
                 if existing.series_pk != series_pk:
                     _prune_empty(session, existing.series_pk)
+            if recount:
+                _recount_bytes(session, recount)
             if quota is not None:
                 outcome.files_to_delete += _enforce_study_bytes(
                     session, study_pk, quota.max_bytes_per_study, keep=instance_pk
@@ -310,9 +317,14 @@ class Index:
             ).all()
             if not rows:
                 return []
+            series_pks = {r.series_pk for r in rows}
+            study_pks = set(
+                session.scalars(select(Series.study_pk).where(Series.pk.in_(series_pks)))
+            )
             session.execute(delete(Instance).where(Instance.pk.in_([r.pk for r in rows])))
-            for series_pk in {r.series_pk for r in rows}:
+            for series_pk in series_pks:
                 _prune_empty(session, series_pk)
+            _recount_bytes(session, study_pks)
             return [r.path for r in rows]
 
 
@@ -336,11 +348,12 @@ def _insert(model: Any) -> Any:
 
 
 @cache
-def _update(model: Any, names: tuple[str, ...]) -> Any:
+def _update(model: Any, names: tuple[str, ...], added: tuple[str, ...] = ()) -> Any:
+    """UPDATE of ``names`` (bound by name) and ``column += :add_<column>`` of ``added``."""
     table = model.__table__
-    return (
-        update(table).where(table.c.pk == bindparam("_pk")).values({n: bindparam(n) for n in names})
-    )
+    values: dict[str, Any] = {n: bindparam(n) for n in names}
+    values.update({a: table.c[a] + bindparam(f"add_{a}") for a in added})
+    return update(table).where(table.c.pk == bindparam("_pk")).values(values)
 
 
 @cache
@@ -348,36 +361,50 @@ def _insert_event() -> Any:
     return insert(IngestEvent)
 
 
-_SELECT_INSTANCE = select(Instance.pk, Instance.path, Instance.series_pk).where(
-    Instance.ae_title == bindparam("ae_title"),
-    Instance.sop_instance_uid == bindparam("sop_instance_uid"),
+_SELECT_INSTANCE = (
+    select(
+        Instance.pk,
+        Instance.path,
+        Instance.size,
+        Instance.series_pk,
+        Series.study_pk,
+        Study.study_instance_uid,
+    )
+    .join(Series, Instance.series_pk == Series.pk)
+    .join(Study, Series.study_pk == Study.pk)
+    .where(
+        Instance.ae_title == bindparam("ae_title"),
+        Instance.sop_instance_uid == bindparam("sop_instance_uid"),
+    )
 )
 
 
 def _upsert_level(
-    session: Session,
+    session: Executor,
     model: Any,
     key: dict[str, Any],
     columns: dict[str, Any],
     attrs: dict[str, Any],
     inserted: dict[str, Any] | None = None,
     always: dict[str, Any] | None = None,
+    added: dict[str, int] | None = None,
     left_parents: list[int] | None = None,
-) -> int:
-    """Insert a patient/study/series row, or update it; returns its primary key.
+) -> tuple[int, bool]:
+    """Insert a patient/study/series row, or update it; returns (primary key, inserted).
 
     Latest instance wins for the level's attributes (as dcmqrscp and Orthanc do), but only
     what changed is written: the instances of a series nearly always repeat their patient,
     study and series attributes, and rewriting those rows (their JSON above all) for every
     instance would dominate the cost of an ingest.  A row that moves to another parent (a
     study now under another PatientID) appends the parent it left to ``left_parents``,
-    which may now be empty.
+    which may now be empty.  ``added`` columns are counters: the value is added to the
+    row's, or is the new row's.
     """
     names = tuple(columns)
     row = session.execute(_select_level(model, tuple(key), names), key).first()
     if row is None:
-        values = {**columns, "attrs": attrs, **(inserted or {}), **(always or {})}
-        return int(session.execute(_insert(model), values).scalar_one())
+        values = {**columns, "attrs": attrs, **(inserted or {}), **(always or {}), **(added or {})}
+        return int(session.execute(_insert(model), values).scalar_one()), True
     changes = {n: columns[n] for n in names if getattr(row, n) != columns[n]}
     if left_parents is not None:
         left_parents += [getattr(row, n) for n in _PARENT_COLUMNS & changes.keys()]
@@ -385,16 +412,20 @@ def _upsert_level(
     if any(current.get(k) != v for k, v in attrs.items()):
         changes["attrs"] = {**current, **attrs}
     changes.update(always or {})
-    if changes:
-        session.execute(_update(model, tuple(changes)), {"_pk": row.pk, **changes})
-    return int(row.pk)
+    if changes or added:
+        counters = {f"add_{name}": value for name, value in (added or {}).items()}
+        session.execute(
+            _update(model, tuple(changes), tuple(added or ())),
+            {"_pk": row.pk, **changes, **counters},
+        )
+    return int(row.pk), False
 
 
 _PARENT_COLUMNS = frozenset({"patient_pk", "study_pk"})
 
 
 def _prune_left_parents(
-    session: Session, left_studies: list[int], left_patients: list[int]
+    session: Executor, left_studies: list[int], left_patients: list[int]
 ) -> None:
     """Remove studies and patients that a re-parented series or study left empty."""
     for study_pk in left_studies:
@@ -409,7 +440,7 @@ def _prune_left_parents(
             session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
 
-def _prune_empty(session: Session, series_pk: int) -> None:
+def _prune_empty(session: Executor, series_pk: int) -> None:
     """Remove a series, study and patient left without instances."""
     if session.scalar(select(Instance.pk).where(Instance.series_pk == series_pk).limit(1)):
         return
@@ -428,7 +459,7 @@ def _prune_empty(session: Session, series_pk: int) -> None:
     session.execute(delete(Patient).where(Patient.pk == patient_pk))
 
 
-def _study_paths(session: Session, study_pk: int) -> list[tuple[int, str, int, int]]:
+def _study_paths(session: Executor, study_pk: int) -> list[tuple[int, str, int, int]]:
     return [
         (r.pk, r.path, r.size, r.series_pk)
         for r in session.execute(
@@ -440,7 +471,7 @@ def _study_paths(session: Session, study_pk: int) -> list[tuple[int, str, int, i
     ]
 
 
-def _delete_study(session: Session, study_pk: int) -> list[str]:
+def _delete_study(session: Executor, study_pk: int) -> list[str]:
     rows = _study_paths(session, study_pk)
     if rows:
         session.execute(delete(Instance).where(Instance.pk.in_([r[0] for r in rows])))
@@ -451,14 +482,17 @@ def _delete_study(session: Session, study_pk: int) -> list[str]:
     return [r[1] for r in rows]
 
 
-def _evict_oldest_studies(session: Session, ae_title: str, keep: int) -> list[str]:
-    """dcmqrscp: a new study beyond maxStudies deletes the study with the oldest last image."""
+def _evict_oldest_studies(session: Executor, ae_title: str, keep: int, new: int) -> list[str]:
+    """dcmqrscp: a new study beyond maxStudies deletes the study with the oldest last image.
+
+    ``new`` is the study just created, which stays.
+    """
     count = int(session.scalar(select(func.count()).where(Study.ae_title == ae_title)) or 0)
     files: list[str] = []
-    while count > max(keep, 0):
+    while count > max(keep, 1):
         oldest = session.scalar(
             select(Study.pk)
-            .where(Study.ae_title == ae_title)
+            .where(Study.ae_title == ae_title, Study.pk != new)
             .order_by(Study.updated_at, Study.pk)
             .limit(1)
         )
@@ -470,15 +504,10 @@ def _evict_oldest_studies(session: Session, ae_title: str, keep: int) -> list[st
     return files
 
 
-def _enforce_study_bytes(session: Session, study_pk: int, max_bytes: int, keep: int) -> list[str]:
+def _enforce_study_bytes(session: Executor, study_pk: int, max_bytes: int, keep: int) -> list[str]:
     """dcmqrscp: an image that pushes a study over its byte quota deletes its oldest images."""
-    total = session.scalar(
-        select(func.coalesce(func.sum(Instance.size), 0))
-        .join(Series, Instance.series_pk == Series.pk)
-        .where(Series.study_pk == study_pk)
-    )
-    if int(total or 0) <= max_bytes:
-        return []  # the common case: one aggregate, no rows fetched
+    if int(session.execute(_SELECT_STUDY_BYTES, {"pk": study_pk}).scalar() or 0) <= max_bytes:
+        return []  # the common case: one value read by primary key
     rows = _study_paths(session, study_pk)
     total = sum(r[2] for r in rows)
     files: list[str] = []
@@ -492,4 +521,21 @@ def _enforce_study_bytes(session: Session, study_pk: int, max_bytes: int, keep: 
         files.append(path)
         total -= size
         logger.info("quota: deleted %s to keep its study under %d bytes", path, max_bytes)
+    session.execute(update(Study).where(Study.pk == study_pk).values(total_bytes=total))
     return files
+
+
+_SELECT_STUDY_BYTES = select(Study.total_bytes).where(Study.pk == bindparam("pk"))
+
+
+def _recount_bytes(session: Executor, study_pks: set[int]) -> None:
+    """Count the bytes of these studies again (after instances moved between studies)."""
+    if not study_pks:
+        return
+    total = (
+        select(func.coalesce(func.sum(Instance.size), 0))
+        .join(Series, Instance.series_pk == Series.pk)
+        .where(Series.study_pk == Study.pk)
+        .scalar_subquery()
+    )
+    session.execute(update(Study).where(Study.pk.in_(sorted(study_pks))).values(total_bytes=total))

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
@@ -143,6 +143,8 @@ class Received:
     #: the receiver wrote it with ``build_file_meta``: the file can then become the stored
     #: file as it is, without a copy (``FileStore.adopt``).
     meta: bytes | None = None
+    #: The header, already parsed from these bytes while they arrived (``EarlyHeader``).
+    header: Dataset | None = None
 
     @classmethod
     def from_file(cls, path: Path) -> Received:
@@ -193,8 +195,10 @@ class Ingestor:
         syntax = UID(transfer_syntax_uid)
         received = dataset if isinstance(dataset, Received) else Received(data=dataset)
         try:
-            with received.stream() as stream:
-                header = _read_header(stream, syntax)
+            header = received.header
+            if header is None:
+                with received.stream() as stream:
+                    header = _read_header(stream, syntax)
             record = extract(header, str(syntax))
         except HeaderError as exc:
             raise DatasetMismatchError(str(exc)) from exc
@@ -255,6 +259,74 @@ class Ingestor:
             size=size,
             replaced=outcome.replaced,
         )
+
+
+class EarlyHeader:
+    """Parses a dataset's header from its first bytes, while the rest is still arriving.
+
+    Why: a C-STORE's sender waits for the response before it sends the next instance, so
+    whatever ingest does after the last fragment adds to every instance's round trip.
+    The header is in the first fragment or two; parsing it then, while the sender keeps
+    filling the socket buffers with pixel data, takes that work off the round trip.
+
+    ``feed`` gets the dataset's bytes in order and returns the header once the bytes up
+    to the pixel data have arrived.  It keeps at most ``LIMIT`` bytes and parses when what
+    it holds has doubled, so a header that never completes (no pixel data, a huge header)
+    costs a few parses of small prefixes; ingest then parses the stored file as before.
+    """
+
+    LIMIT = 1 << 20
+
+    def __init__(self, transfer_syntax_uid: str) -> None:
+        self._syntax = UID(transfer_syntax_uid) if transfer_syntax_uid else None
+        #: Still looking for the header (False once found or given up).
+        self.waiting = (
+            self._syntax is not None
+            and self._syntax.is_transfer_syntax
+            and (
+                self._syntax != "1.2.840.10008.1.2.1.99"  # deflated: decompress at the end
+            )
+        )
+        self._buffer = bytearray()
+        self._next_try = 0
+
+    def feed(self, data: bytes | memoryview) -> Dataset | None:
+        if not self.waiting:
+            return None
+        self._buffer += data
+        if len(self._buffer) < self._next_try:
+            return None
+        header = _parse_complete_header(self._buffer, cast(UID, self._syntax))
+        if header is not None or len(self._buffer) >= self.LIMIT:
+            self.waiting = False
+            self._buffer = bytearray()
+            return header
+        self._next_try = 2 * len(self._buffer)
+        return None
+
+
+def _parse_complete_header(data: bytearray, syntax: UID) -> Dataset | None:
+    """The header in ``data`` if the pixel data's tag is there (so nothing before it is
+    cut), else None."""
+    reached: list[bool] = []
+
+    def stop(tag: object, vr: object, length: object) -> bool:
+        if _stop_at_pixels(tag, vr, length):
+            reached.append(True)
+            return True
+        return False
+
+    try:
+        ds = read_dataset(
+            BytesIO(data), syntax.is_implicit_VR, syntax.is_little_endian, stop_when=stop
+        )
+    except Exception:  # noqa: BLE001 - cut or bad bytes: the full parse at the end decides
+        return None
+    if not reached:
+        return None
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    return ds
 
 
 def _read_header(fp: BinaryIO, syntax: UID) -> Dataset:

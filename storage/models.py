@@ -88,6 +88,8 @@ class Study(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
     #: Time the last instance of the study arrived: quotas and study-stable triggers use it.
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    #: Bytes of the study's instance files, kept by ``storage.index`` (the byte quota).
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     patient: Mapped[Patient] = relationship(back_populates="studies")
     series: Mapped[list[Series]] = relationship(back_populates="study")

@@ -61,7 +61,9 @@ def received(event: Event) -> Received:
     if isinstance(part, ReceivedPart):
         if part.error is not None:
             raise OutOfResourcesError(f"cannot receive the dataset: {part.error}")
-        return Received(path=Path(part.name), offset=len(part.meta), meta=part.meta)
+        return Received(
+            path=Path(part.name), offset=len(part.meta), meta=part.meta, header=part.header
+        )
     path = getattr(event.request, "_dataset_path", None)
     if path is not None:
         return Received.from_file(Path(path))
