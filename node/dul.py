@@ -11,7 +11,10 @@ and reads:
 
 - it blocks in ``select()`` on the socket and on a wake-up pipe that is written when the
   association thread queues a primitive to send (or kills the DUL), instead of sleeping;
-- it reads each PDU with ``recv_into`` into one buffer of the PDU's size;
+- it reads the socket in large chunks (``recv_into``, up to ``READ_CHUNK`` at a time) and
+  cuts PDUs out of them as memoryview slices: a C-STORE stream of 16 KiB PDUs takes a
+  system call per several PDUs, not three per PDU (``pdu_limits``' peek included: this
+  reader checks each PDU's announced length itself before reading its body);
 - a P-DATA sent in state Sta6 goes out from the sending thread (action DT-1 without the
   queue hand-off and the wake-up of the DUL thread): from the DUL thread itself (a C-STORE
   served there, ``node.receive``), or from the association thread on plain TCP only
@@ -58,6 +61,8 @@ IDLE_WAIT = 0.05
 
 _PDU_HEADER = struct.Struct(">BBL")
 _RECV_STEP = 1 << 20
+#: Bytes asked of the socket per read; PDUs are cut out of what arrives.
+READ_CHUNK = 64 << 10
 _PDV_LENGTH = struct.Struct(">L")
 _VALID_PDU_TYPES = frozenset(range(1, 8))
 
@@ -87,6 +92,16 @@ class NodeDUL(DULServiceProvider):
         self.to_provider_queue = WakeQueue(self._signal)
         self.to_user_queue = WakeQueue(wake.set)
         self._send_lock = threading.RLock()
+        # Received bytes not yet cut into PDUs: ``_chunk[_start:_end]``.  A chunk is never
+        # resized (PDVs handed to DIMSE are views of it); a new one takes over when a PDU
+        # does not fit in the room left.
+        self._chunk = bytearray()
+        self._start = 0
+        self._end = 0
+
+    #: ``node.pdu_limits`` leaves the length checks to this reader (its socket peek would
+    #: look past the bytes already buffered here).
+    checks_pdu_limits = True
 
     # -- sending -------------------------------------------------------------------------
 
@@ -142,6 +157,8 @@ class NodeDUL(DULServiceProvider):
 
     def _wait(self) -> None:
         """Block until the socket has data, a primitive was queued, or IDLE_WAIT passed."""
+        if self._end - self._start >= 6:
+            return  # a PDU header is buffered: no need to wait for the socket
         sock = cast("AssociationSocket", self.socket)
         raw = sock.socket if sock is not None else None
         if raw is None or not sock._is_connected:
@@ -213,17 +230,60 @@ class NodeDUL(DULServiceProvider):
 
     # -- reading PDUs --------------------------------------------------------------------
 
-    def _recv_exact(self, size: int) -> bytearray | None:
-        """``size`` bytes from the socket, or None when the connection closed early.
+    def _is_transport_event(self) -> bool:
+        """pynetdicom's check for incoming data, seeing the PDUs already buffered too."""
+        sock = cast("AssociationSocket | None", self.socket)
+        if self._end - self._start >= 6 and sock is not None and sock._is_connected:
+            self._read_pdu_data()
+            return True
+        return bool(super()._is_transport_event())
 
-        Memory grows with what arrives, not with what the header announced: a buffer of at
-        most ``_RECV_STEP`` is added at a time (a P-DATA-TF of the negotiated size is one).
+    def _fill(self, needed: int) -> bool:
+        """Read until ``needed`` bytes are buffered; False when the connection closed.
+
+        New bytes go into the room left in the current chunk when the rest of the item
+        fits there, else into a new chunk that starts with the bytes still unread.
         """
         sock = cast("AssociationSocket", self.socket)
         raw = sock.socket
         if raw is None:
+            return False
+        try:
+            while self._end - self._start < needed:
+                missing = needed - (self._end - self._start)
+                if len(self._chunk) - self._end < missing:
+                    kept = self._end - self._start
+                    chunk = bytearray(max(READ_CHUNK, needed))
+                    chunk[:kept] = memoryview(self._chunk)[self._start : self._end]
+                    self._chunk, self._start, self._end = chunk, 0, kept
+                if needed <= 6 and raw.gettimeout() is None and not _readable(raw):
+                    return False  # a partial header, then nothing for HEADER_WAIT
+                with memoryview(self._chunk) as view:
+                    n = raw.recv_into(view[self._end :])
+                if not n:
+                    return False
+                self._end += n
+        except (OSError, TimeoutError) as exc:
+            logger.debug("connection closed while reading a PDU: %s", exc)
+            return False
+        return True
+
+    def _take(self, size: int) -> memoryview | None:
+        """The next ``size`` bytes (a view of the chunk), or None when the connection closed."""
+        if not self._fill(size):
             return None
-        buf = bytearray()
+        view = memoryview(self._chunk)[self._start : self._start + size]
+        self._start += size
+        return view
+
+    def _recv_large(self, size: int) -> bytearray | None:
+        """A PDU body over ``_RECV_STEP``: the buffered bytes, then the rest, grown as it
+        arrives (never allocated up front from the announced length)."""
+        buf = bytearray(memoryview(self._chunk)[self._start : self._end][:size])
+        self._start += len(buf)
+        raw = cast("AssociationSocket", self.socket).socket
+        if raw is None:
+            return None
         try:
             while len(buf) < size:
                 got = len(buf)
@@ -240,7 +300,7 @@ class NodeDUL(DULServiceProvider):
         return buf
 
     def _read_pdu_data(self) -> None:
-        header = self._recv_exact(6)
+        header = self._take(6)
         if header is None:
             self.event_queue.put("Evt17")  # transport connection closed
             return
@@ -250,11 +310,17 @@ class NodeDUL(DULServiceProvider):
             self.event_queue.put("Evt19")
             return
         if pdu_limits.pdu_too_long(self, pdu_type, length):
-            # pdu_limits' guard peeks at plain sockets before this; on TLS it cannot, so
-            # the length is checked here too, before reading what it announced
+            # checked before a byte of the body is read (pdu_limits leaves it to us)
+            self._refused_pdu = True
             self.event_queue.put("Evt19")
             return
-        body = self._recv_exact(length) if length else bytearray()
+        body: memoryview | bytearray | None
+        if not length:
+            body = bytearray()
+        elif length > _RECV_STEP:
+            body = self._recv_large(length)
+        else:
+            body = self._take(length)
         if body is None:
             logger.error("connection closed before the entire PDU was received")
             self.event_queue.put("Evt17")
@@ -275,7 +341,7 @@ class NodeDUL(DULServiceProvider):
             self.assoc.dimse.receive_primitive(primitive)
             return
         try:
-            pdu, event = self._decode_pdu(header + body)
+            pdu, event = self._decode_pdu(bytes(header) + bytes(body))
         except Exception as exc:  # noqa: BLE001 - pynetdicom: any decode error is Evt19
             logger.error("unable to decode the received PDU: %s", exc)
             self.event_queue.put("Evt19")
@@ -284,7 +350,15 @@ class NodeDUL(DULServiceProvider):
         self.event_queue.put(event)
 
 
-def _p_data(body: bytearray) -> P_DATA:
+def _readable(raw: Any) -> bool:
+    """Wait up to ``pdu_limits.HEADER_WAIT`` for data on a socket without a timeout."""
+    try:
+        return bool(select.select([raw], [], [], pdu_limits.HEADER_WAIT)[0])
+    except (OSError, ValueError):
+        return True  # let the read report it
+
+
+def _p_data(body: bytearray | memoryview) -> P_DATA:
     """A P-DATA primitive whose PDV values are memoryview slices of ``body`` (no copy)."""
     view = memoryview(body)
     items: list[tuple[int, Any]] = []

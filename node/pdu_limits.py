@@ -153,6 +153,9 @@ def _guard_read(original: Callable[[DULServiceProvider], None]) -> Callable[...,
         if getattr(self, "_refused_pdu", False):
             _discard_input(self)
             return
+        if getattr(self, "checks_pdu_limits", False):
+            original(self)  # a reader that buffers checks each length itself (node.dul)
+            return
         peeked = _peek_header(self)
         if peeked is False:
             logger.warning("[%s] partial PDU header, then nothing: closing", self.assoc.name)

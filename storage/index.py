@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -104,8 +104,13 @@ class Index:
         size: int,
         calling_ae_title: str = "",
         quota: Quota | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> RecordOutcome:
-        """Index one stored instance in one transaction (insert, or replace the same UID)."""
+        """Index one stored instance in one transaction (insert, or replace the same UID).
+
+        ``before_commit`` runs after the statements, before the commit (ingest: wait until
+        the file is durable; what it raises rolls the transaction back).
+        """
         if quota is not None and size > quota.max_bytes_per_study:
             raise QuotaExceededError(
                 f"instance of {size} bytes exceeds the quota of "
@@ -115,8 +120,12 @@ class Index:
             try:
                 if self._write_lock is not None:
                     with self._write_lock:
-                        return self._record_once(ae_title, rec, path, size, calling_ae_title, quota)
-                return self._record_once(ae_title, rec, path, size, calling_ae_title, quota)
+                        return self._record_once(
+                            ae_title, rec, path, size, calling_ae_title, quota, before_commit
+                        )
+                return self._record_once(
+                    ae_title, rec, path, size, calling_ae_title, quota, before_commit
+                )
             except IntegrityError:
                 # A concurrent association created the same patient/study/series first.
                 if attempt == 2:
@@ -133,6 +142,7 @@ class Index:
         size: int,
         calling_ae_title: str,
         quota: Quota | None,
+        before_commit: Callable[[], None] | None = None,
     ) -> RecordOutcome:
         # Core statements on a Core connection, not ORM objects in a Session: an ingest is
         # a handful of keyed selects and writes, and the ORM's bookkeeping cost more than
@@ -237,6 +247,8 @@ class Index:
                         "received_at": now,
                     },
                 )
+            if before_commit is not None:
+                before_commit()
         return outcome
 
     # -- retrieval -----------------------------------------------------------------------

@@ -131,3 +131,72 @@ def test_recovery_removes_a_replaced_file_a_crash_left_behind(tmp_path: Path) ->
     assert store.absolute(new).read_bytes() == b"new"
     assert store.absolute(other).exists()  # not the same instance: left alone
     assert not pending.marker.exists()
+
+
+def test_the_index_commits_only_after_the_background_fsyncs(
+    ingestor: tuple[Ingestor, FileStore, AEEntry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsyncs of an adopted file run beside the index statements; the commit waits."""
+    import threading
+
+    from storage import files
+
+    ing, store, entry = ingestor
+    order: list[str] = []
+    release = threading.Event()
+    real_sync = files.FileStore._sync
+
+    def slow_sync(tmp: Path, final: Path) -> None:
+        release.wait(5)  # held until the index statements have run
+        real_sync(tmp, final)
+        order.append("fsynced")
+
+    monkeypatch.setattr(files.FileStore, "_sync", staticmethod(slow_sync))
+    real_record = ing.index.record
+
+    def record(*args: object, **kwargs: object) -> object:
+        wait = kwargs["before_commit"]
+
+        def before_commit() -> None:
+            order.append("statements done")
+            release.set()
+            wait()  # type: ignore[operator]
+            order.append("commit")
+
+        kwargs["before_commit"] = before_commit
+        return real_record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ing.index, "record", record)
+    ds = make_ct()
+    meta = build_file_meta(ds.SOPClassUID, ds.SOPInstanceUID, EXPLICIT, "MODALITY")
+    ing.store(
+        entry, _received_file(store, meta, _encoded(ds)), EXPLICIT, calling_ae_title="MODALITY"
+    )
+    assert order == ["statements done", "fsynced", "commit"]
+    assert [i.sop_instance_uid for i in ing.index.instances("NODE")] == [ds.SOPInstanceUID]
+
+
+def test_a_failed_background_fsync_stores_nothing(
+    ingestor: tuple[Ingestor, FileStore, AEEntry], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from storage import files
+    from storage.ingest import OutOfResourcesError
+
+    ing, store, entry = ingestor
+
+    def failing_sync(tmp: Path, final: Path) -> None:
+        final.unlink(missing_ok=True)  # as FileStore._sync does when an fsync fails
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.FileStore, "_sync", staticmethod(failing_sync))
+    ds = make_ct()
+    meta = build_file_meta(ds.SOPClassUID, ds.SOPInstanceUID, EXPLICIT, "MODALITY")
+    with pytest.raises(OutOfResourcesError, match="no space left"):
+        ing.store(
+            entry, _received_file(store, meta, _encoded(ds)), EXPLICIT, calling_ae_title="MODALITY"
+        )
+    assert ing.index.instances("NODE") == []
+    assert list(store.walk()) == []
+    assert list(store.tmp.iterdir()) == []
