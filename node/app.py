@@ -274,9 +274,9 @@ class _Server(ThreadedAssociationServer):
 def _share_sqlite_writes(index: Index) -> None:
     """Queue SQLite writers of all processes on one lock file (``node.workers.WriteLock``)."""
     database = index.engine.url.database
-    if index._write_lock is None or not database or database == ":memory:":
+    if not index.serialises_writes or not database or database == ":memory:":
         return
-    index._write_lock = WriteLock(Path(f"{database}.writelock"))  # type: ignore[assignment]
+    index.queue_writes_on(WriteLock(Path(f"{database}.writelock")))
 
 
 def _log_established(event: evt.Event) -> None:

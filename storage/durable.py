@@ -5,8 +5,6 @@ fsync is on the path between a C-STORE's last fragment and its response.  Asking
 kernel to start writing a file back while it is still being received
 (``sync_file_range(SYNC_FILE_RANGE_WRITE)``, Linux) leaves the final fsync only the tail
 to wait for.  Elsewhere ``start_writeback`` does nothing and the fsync does all the work.
-``in_background`` runs the fsyncs on a small thread pool, so that the index statements
-of an instance run while its file is being made durable (the commit waits for it).
 """
 
 from __future__ import annotations
@@ -15,9 +13,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 #: SYNC_FILE_RANGE_WRITE (linux/fs.h): start write-out of dirty pages, do not wait.
 _SYNC_FILE_RANGE_WRITE = 2
@@ -63,19 +59,3 @@ def fsync_dir(path: os.PathLike[str] | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-#: fsyncs in flight at once (they wait on the disk, not the CPU)
-_POOL_THREADS = 8
-
-
-def in_background(work: Callable[[], None]) -> Future[None]:
-    """Run ``work`` (fsyncs) on the process's fsync threads; the caller waits on the future."""
-    global _POOL
-    if _POOL is None:
-        with _POOL_LOCK:
-            if _POOL is None:
-                _POOL = ThreadPoolExecutor(_POOL_THREADS, thread_name_prefix="fsync")
-    return _POOL.submit(work)

@@ -33,11 +33,10 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.durable import fsync_dir, fsync_file, in_background
+from storage.durable import fsync_dir, fsync_file
 from storage.uids import is_valid_uid
 
 logger = logging.getLogger(__name__)
@@ -73,26 +72,12 @@ def path_component(uid: str) -> str:
 
 @dataclass
 class PendingWrite:
-    """A file at its final path, not yet recorded by the index.
-
-    Durable already, or (``adopt(background=True)``) being made durable: then
-    ``wait_durable`` must return before the index commits.
-    """
+    """A file durable at its final path, not yet recorded by the index."""
 
     store: FileStore
     relative: str
     marker: Path
     size: int
-    syncing: Future[None] | None = None
-
-    def wait_durable(self) -> None:
-        """Wait for the fsyncs of a background ``adopt``; StoreError if they failed."""
-        if self.syncing is None:
-            return
-        try:
-            self.syncing.result()
-        except OSError as exc:
-            raise _store_error(exc, self.store.area, self.relative) from exc
 
     def done(self) -> None:
         """The index recorded the file: drop the marker (no fsync needed: see recover)."""
@@ -100,8 +85,6 @@ class PendingWrite:
 
     def abort(self) -> None:
         """The index did not record the file: remove it and the marker."""
-        if self.syncing is not None:
-            self.syncing.exception()  # let the fsyncs finish first; their error is moot
         self.store.delete(self.relative)
         self.marker.unlink(missing_ok=True)
 
@@ -178,13 +161,11 @@ class FileStore:
             raise _store_error(exc, self.area, relative) from exc
         return PendingWrite(self, relative, tmp, size)
 
-    def adopt(self, relative: str, source: Path, *, background: bool = False) -> PendingWrite:
+    def adopt(self, relative: str, source: Path) -> PendingWrite:
         """As ``put``, for a file already written in this store's ``.tmp``: no copy.
 
         ``source`` (the receiver's file, holding exactly the bytes to store) is renamed to
-        the marker name and linked into place; the rest is ``put``'s sequence.  With
-        ``background`` the fsyncs run on another thread (``storage.durable``) and the
-        caller must call ``wait_durable`` (ingest: just before the index commits).
+        the marker name and linked into place; the rest is ``put``'s sequence.
         """
         final = self.absolute(relative)
         tmp = self.tmp / f"{_encode_marker(relative)}.{secrets.token_hex(4)}.part"
@@ -194,35 +175,22 @@ class FileStore:
             raise _store_error(exc, self.area, relative) from exc
         try:
             size = tmp.stat().st_size
-            if not background:
-                self._place(tmp, final)
-                return PendingWrite(self, relative, tmp, size)
-            self._link(tmp, final)
+            self._place(tmp, final)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise _store_error(exc, self.area, relative) from exc
-        return PendingWrite(
-            self, relative, tmp, size, in_background(lambda: self._sync(tmp, final))
-        )
+        return PendingWrite(self, relative, tmp, size)
 
     def _place(self, tmp: Path, final: Path) -> None:
-        """Hard-link the written ``tmp`` to ``final``, then make both durable."""
-        self._link(tmp, final)
-        self._sync(tmp, final)
-
-    def _link(self, tmp: Path, final: Path) -> None:
-        self._make_dirs(final.parent)
-        final.unlink(missing_ok=True)  # only a crashed earlier attempt leaves one here
-        os.link(tmp, final)
-
-    @staticmethod
-    def _sync(tmp: Path, final: Path) -> None:
-        """fsync the file, then its folder; on failure the final name goes.
+        """Hard-link the written ``tmp`` to ``final``, then make both durable.
 
         The link comes before the file's fsync: on journalling filesystems (ext4, XFS) that
         fsync then commits the new directory entries too, and the folder's fsync that POSIX
         asks for finds nothing left to do, instead of forcing a second journal commit.
         """
+        self._make_dirs(final.parent)
+        final.unlink(missing_ok=True)  # only a crashed earlier attempt leaves one here
+        os.link(tmp, final)
         try:
             fsync_file(tmp)
             fsync_dir(final.parent)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.model import Quota
 from storage.db import is_sqlite
+from storage.group_commit import GroupCommit
 from storage.header import InstanceRecord, index_value
 from storage.models import IngestEvent, Instance, Patient, Series, Study
 
@@ -84,9 +86,22 @@ class Index:
         self._read = sessionmaker(engine, expire_on_commit=False)
         self._write_engine = engine.execution_options(sqlite_immediate=True)
         self._write = sessionmaker(self._write_engine, expire_on_commit=False)
-        # One writer at a time inside this process: SQLite has one writer anyway, and
-        # waiting on a Python lock is cheaper than SQLite's busy-wait.
-        self._write_lock = threading.Lock() if is_sqlite(engine) else None
+        # SQLite: one writer at a time (waiting on a Python lock is cheaper than SQLite's
+        # busy-wait), and the writes queued meanwhile share the next commit.
+        self._group = (
+            GroupCommit(threading.Lock(), self._write_engine.begin) if is_sqlite(engine) else None
+        )
+
+    @property
+    def serialises_writes(self) -> bool:
+        """Do the writers queue on a lock of ours (SQLite), rather than the database's?"""
+        return self._group is not None
+
+    def queue_writes_on(self, lock: AbstractContextManager[Any]) -> None:
+        """Make SQLite writers queue on ``lock`` (``node.workers.WriteLock``: across
+        processes) instead of this process's own lock."""
+        if self._group is not None:
+            self._group.lock = lock
 
     def read_session(self) -> Session:
         return self._read()
@@ -104,28 +119,23 @@ class Index:
         size: int,
         calling_ae_title: str = "",
         quota: Quota | None = None,
-        before_commit: Callable[[], None] | None = None,
     ) -> RecordOutcome:
-        """Index one stored instance in one transaction (insert, or replace the same UID).
-
-        ``before_commit`` runs after the statements, before the commit (ingest: wait until
-        the file is durable; what it raises rolls the transaction back).
-        """
+        """Index one stored instance in one transaction (insert, or replace the same UID)."""
         if quota is not None and size > quota.max_bytes_per_study:
             raise QuotaExceededError(
                 f"instance of {size} bytes exceeds the quota of "
                 f"{quota.max_bytes_per_study} bytes per study"
             )
+
+        def write(session: Connection) -> RecordOutcome:
+            return self._record_in(session, ae_title, rec, path, size, calling_ae_title, quota)
+
         for attempt in range(3):
             try:
-                if self._write_lock is not None:
-                    with self._write_lock:
-                        return self._record_once(
-                            ae_title, rec, path, size, calling_ae_title, quota, before_commit
-                        )
-                return self._record_once(
-                    ae_title, rec, path, size, calling_ae_title, quota, before_commit
-                )
+                if self._group is not None:
+                    return self._group.run(write)
+                with self._write_engine.begin() as session:
+                    return write(session)
             except IntegrityError:
                 # A concurrent association created the same patient/study/series first.
                 if attempt == 2:
@@ -134,121 +144,119 @@ class Index:
                 raise IndexUnavailableError(str(exc.orig) if exc.orig else str(exc)) from exc
         raise AssertionError("unreachable")
 
-    def _record_once(
+    def _record_in(
         self,
+        session: Connection,
         ae_title: str,
         rec: InstanceRecord,
         path: str,
         size: int,
         calling_ae_title: str,
         quota: Quota | None,
-        before_commit: Callable[[], None] | None = None,
     ) -> RecordOutcome:
+        """The statements of ``record``, in the caller's transaction."""
         # Core statements on a Core connection, not ORM objects in a Session: an ingest is
         # a handful of keyed selects and writes, and the ORM's bookkeeping cost more than
         # SQLite itself.
         now = utcnow()
         outcome = RecordOutcome()
-        with self._write_engine.begin() as session:
-            key = {"ae_title": ae_title, "sop_instance_uid": rec.sop_instance_uid}
-            existing = session.execute(_SELECT_INSTANCE, key).first()
-            # The study's byte count follows in its own update; an instance that moves
-            # from another study, or a series that does, makes both studies counted again.
-            moved = existing is not None and existing.study_instance_uid != rec.study_instance_uid
-            added = size - existing.size if existing is not None and not moved else size
-            recount: set[int] = {existing.study_pk} if moved else set()
-            left_studies: list[int] = []
-            left_patients: list[int] = []
-            patient_pk, _ = _upsert_level(
-                session,
-                Patient,
-                {
-                    "ae_title": ae_title,
-                    "patient_id": rec.patient["patient_id"],
-                    "issuer_of_patient_id": rec.patient["issuer_of_patient_id"],
-                },
-                {"ae_title": ae_title, **rec.patient},
-                rec.attrs["PATIENT"],
+        key = {"ae_title": ae_title, "sop_instance_uid": rec.sop_instance_uid}
+        existing = session.execute(_SELECT_INSTANCE, key).first()
+        # The study's byte count follows in its own update; an instance that moves
+        # from another study, or a series that does, makes both studies counted again.
+        moved = existing is not None and existing.study_instance_uid != rec.study_instance_uid
+        added = size - existing.size if existing is not None and not moved else size
+        recount: set[int] = {existing.study_pk} if moved else set()
+        left_studies: list[int] = []
+        left_patients: list[int] = []
+        patient_pk, _ = _upsert_level(
+            session,
+            Patient,
+            {
+                "ae_title": ae_title,
+                "patient_id": rec.patient["patient_id"],
+                "issuer_of_patient_id": rec.patient["issuer_of_patient_id"],
+            },
+            {"ae_title": ae_title, **rec.patient},
+            rec.attrs["PATIENT"],
+        )
+        study_pk, new_study = _upsert_level(
+            session,
+            Study,
+            {"ae_title": ae_title, "study_instance_uid": rec.study_instance_uid},
+            {
+                "ae_title": ae_title,
+                "study_instance_uid": rec.study_instance_uid,
+                "patient_pk": patient_pk,
+                **rec.study,
+            },
+            rec.attrs["STUDY"],
+            inserted={"created_at": now},
+            always={"updated_at": now},
+            added={"total_bytes": added},
+            left_parents=left_patients,
+        )
+        if quota is not None and new_study:
+            outcome.files_to_delete += _evict_oldest_studies(
+                session, ae_title, quota.max_studies, new=study_pk
             )
-            study_pk, new_study = _upsert_level(
-                session,
-                Study,
-                {"ae_title": ae_title, "study_instance_uid": rec.study_instance_uid},
+        series_pk, _ = _upsert_level(
+            session,
+            Series,
+            {"ae_title": ae_title, "series_instance_uid": rec.series_instance_uid},
+            {
+                "ae_title": ae_title,
+                "series_instance_uid": rec.series_instance_uid,
+                "study_pk": study_pk,
+                **rec.series,
+            },
+            rec.attrs["SERIES"],
+            left_parents=left_studies,
+        )
+        if left_studies:
+            recount.update((study_pk, *left_studies))
+        if left_studies or left_patients:
+            _prune_left_parents(session, left_studies, left_patients)
+        values = {
+            "series_pk": series_pk,
+            "sop_class_uid": rec.sop_class_uid,
+            "instance_number": rec.instance["instance_number"],
+            "transfer_syntax_uid": rec.transfer_syntax_uid,
+            "path": path,
+            "size": size,
+            "received_at": now,
+            "calling_ae_title": calling_ae_title,
+            "attrs": rec.attrs["IMAGE"],
+        }
+        if existing is None:
+            instance_pk = session.execute(_insert(Instance), {**key, **values}).scalar_one()
+        else:
+            instance_pk = existing.pk
+            outcome.replaced = True
+            if existing.path != path:
+                outcome.files_to_delete.append(existing.path)
+            session.execute(_update(Instance, tuple(values)), {"_pk": instance_pk, **values})
+            if existing.series_pk != series_pk:
+                _prune_empty(session, existing.series_pk)
+        if recount:
+            _recount_bytes(session, recount)
+        if quota is not None:
+            outcome.files_to_delete += _enforce_study_bytes(
+                session, study_pk, quota.max_bytes_per_study, keep=instance_pk
+            )
+        if self.outbox:
+            session.execute(
+                _insert_event(),
                 {
                     "ae_title": ae_title,
+                    "sop_instance_uid": rec.sop_instance_uid,
                     "study_instance_uid": rec.study_instance_uid,
-                    "patient_pk": patient_pk,
-                    **rec.study,
-                },
-                rec.attrs["STUDY"],
-                inserted={"created_at": now},
-                always={"updated_at": now},
-                added={"total_bytes": added},
-                left_parents=left_patients,
-            )
-            if quota is not None and new_study:
-                outcome.files_to_delete += _evict_oldest_studies(
-                    session, ae_title, quota.max_studies, new=study_pk
-                )
-            series_pk, _ = _upsert_level(
-                session,
-                Series,
-                {"ae_title": ae_title, "series_instance_uid": rec.series_instance_uid},
-                {
-                    "ae_title": ae_title,
                     "series_instance_uid": rec.series_instance_uid,
-                    "study_pk": study_pk,
-                    **rec.series,
+                    "sop_class_uid": rec.sop_class_uid,
+                    "calling_ae_title": calling_ae_title,
+                    "received_at": now,
                 },
-                rec.attrs["SERIES"],
-                left_parents=left_studies,
             )
-            if left_studies:
-                recount.update((study_pk, *left_studies))
-            if left_studies or left_patients:
-                _prune_left_parents(session, left_studies, left_patients)
-            values = {
-                "series_pk": series_pk,
-                "sop_class_uid": rec.sop_class_uid,
-                "instance_number": rec.instance["instance_number"],
-                "transfer_syntax_uid": rec.transfer_syntax_uid,
-                "path": path,
-                "size": size,
-                "received_at": now,
-                "calling_ae_title": calling_ae_title,
-                "attrs": rec.attrs["IMAGE"],
-            }
-            if existing is None:
-                instance_pk = session.execute(_insert(Instance), {**key, **values}).scalar_one()
-            else:
-                instance_pk = existing.pk
-                outcome.replaced = True
-                if existing.path != path:
-                    outcome.files_to_delete.append(existing.path)
-                session.execute(_update(Instance, tuple(values)), {"_pk": instance_pk, **values})
-                if existing.series_pk != series_pk:
-                    _prune_empty(session, existing.series_pk)
-            if recount:
-                _recount_bytes(session, recount)
-            if quota is not None:
-                outcome.files_to_delete += _enforce_study_bytes(
-                    session, study_pk, quota.max_bytes_per_study, keep=instance_pk
-                )
-            if self.outbox:
-                session.execute(
-                    _insert_event(),
-                    {
-                        "ae_title": ae_title,
-                        "sop_instance_uid": rec.sop_instance_uid,
-                        "study_instance_uid": rec.study_instance_uid,
-                        "series_instance_uid": rec.series_instance_uid,
-                        "sop_class_uid": rec.sop_class_uid,
-                        "calling_ae_title": calling_ae_title,
-                        "received_at": now,
-                    },
-                )
-            if before_commit is not None:
-                before_commit()
         return outcome
 
     # -- retrieval -----------------------------------------------------------------------

@@ -224,8 +224,7 @@ class Ingestor:
                 and received.offset == len(meta)
                 and received.path.parent == store.tmp
             ):
-                # the fsyncs run while the index statements do; the commit waits for them
-                pending = store.adopt(path, received.path, background=True)
+                pending = store.adopt(path, received.path)
             else:
                 pending = store.put(path, itertools.chain((meta,), received.chunks()))
         except InvalidUIDError as exc:
@@ -238,18 +237,9 @@ class Ingestor:
         size = pending.size
         try:
             outcome = self.index.record(
-                ae.title,
-                record,
-                path,
-                size,
-                calling_ae_title=calling_ae_title,
-                quota=ae.quota,
-                before_commit=pending.wait_durable,
+                ae.title, record, path, size, calling_ae_title=calling_ae_title, quota=ae.quota
             )
         except QuotaExceededError as exc:
-            pending.abort()
-            raise OutOfResourcesError(str(exc)) from exc
-        except StoreError as exc:  # the file could not be made durable (disk full...)
             pending.abort()
             raise OutOfResourcesError(str(exc)) from exc
         except Exception as exc:
