@@ -162,3 +162,33 @@ def test_export_studies_held_by_a_node(start_node, tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT)},
     )
     assert missing.returncode == 1 and "holds no study 1.2.3.999" in missing.stderr
+
+
+def test_only_the_command_module_is_imported(tmp_path: Path) -> None:
+    """``node-ctl dicomdir`` loads neither the network stack nor the settings model."""
+    root = tmp_path / "CD"
+    make_instance(root / "IM1")
+    code = (
+        "import sys\n"
+        "from node.cli.main import main\n"
+        f"assert main(['-v', 'dicomdir', '-q', {str(root)!r}]) == 0\n"
+        "loaded = [m for m in ('pynetdicom', 'pydantic', 'httpx', 'sqlalchemy') "
+        "if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (root / "DICOMDIR").is_file()
+
+
+def test_full_parser_when_no_command_module(capsys: pytest.CaptureFixture[str]) -> None:
+    from node.cli.main import _command_module
+
+    assert _command_module(["-v", "dicomdir", "x"]) == "dicomdir"
+    assert _command_module(["--help"]) is None
+    assert _command_module(["_jobs"]) is None
+    assert _command_module(["echo"]) is None  # registered by the scu module
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "anonymize" in out and "dicomdir" in out

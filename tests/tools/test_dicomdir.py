@@ -6,6 +6,7 @@ Every DICOMDIR written here is read back with pydicom's ``FileSet`` and checked 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from node.tools.dicomdir import (
     make_dicomdir,
     record_type_for,
 )
+from node.tools.dicomdir._fileid import Resolver
 from node.tools.dicomdir._invent import Inventor
 from node.tools.dicomdir._tree import TreeBuilder
 from node.tools.dicomdir._writer import write_dicomdir
@@ -475,3 +477,50 @@ def test_ten_thousand_instances_in_one_linear_pass(
     assert numbers == sorted(numbers)
     verify = subprocess.run([require_binary("dciodvfy"), str(out)], capture_output=True, text=True)
     assert not [line for line in (verify.stdout + verify.stderr).splitlines() if "Error" in line]
+
+
+def test_resolver_matches_path_resolve(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    make_instance(real / "IM1")
+    (tmp_path / "LINKDIR").symlink_to(real, target_is_directory=True)
+    (real / "IM2").symlink_to(real / "IM1")
+    resolve = Resolver()
+    for path in (
+        real / "IM1",
+        tmp_path / "LINKDIR" / "IM1",
+        real / "IM2",
+        tmp_path / "LINKDIR" / "IM2",
+        real / "sub" / ".." / "IM1",
+        Path(os.path.relpath(real / "IM1")),
+    ):
+        assert resolve(path) == path.resolve(), path
+    assert file_id_for(tmp_path / "LINKDIR" / "IM1", real, resolver=resolve) == ("IM1",)
+
+
+def test_workers_give_the_serial_result(tmp_path: Path) -> None:
+    """Headers read by worker processes and consumed as they arrive: same records, same
+    order, same report as one process."""
+    for n in range(1, 13):
+        make_instance(
+            tmp_path / "CD" / f"ST{n % 3}" / f"IM{n}",
+            InstanceNumber=n,
+            StudyInstanceUID=f"1.2.3.{n % 3}",
+            SeriesInstanceUID=f"1.2.3.{n % 3}.1",
+            PatientID=None if n % 3 == 0 else f"P{n % 3}",
+        )
+    (tmp_path / "CD" / "ST1" / "NOTDICOM").write_text("x")
+    reports, records = [], []
+    for jobs in (1, 2):
+        report = make_dicomdir(
+            [tmp_path / "CD"], jobs=jobs, root_uid="1.2.826.0.1.3680043.10.1471.9"
+        )
+        reports.append((report.referenced, [s.source for s in report.skipped], report.inventions))
+        records.append(
+            [
+                {k: str(v.value) for k, v in r.items() if k.group != 0x0004 or k >= 0x00041430}
+                for r in pydicom.dcmread(tmp_path / "CD" / "DICOMDIR").DirectoryRecordSequence
+            ]
+        )
+    assert reports[0] == reports[1]
+    assert records[0] == records[1]
+    assert reports[0][0] == 12 and len(reports[0][1]) == 1

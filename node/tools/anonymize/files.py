@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset, validate_file_meta
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomFileLike
-from pydicom.filewriter import write_dataset, write_file_meta_info
+from pydicom.filewriter import write_data_element, write_dataset, write_file_meta_info
+from pydicom.tag import tag_in_exception
 from pydicom.uid import (
     PYDICOM_IMPLEMENTATION_UID,
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
+from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
 from node import IMPLEMENTATION_VERSION_NAME
 from node.tools._parallel import effective_jobs, parallel_map
@@ -156,6 +162,134 @@ def _write_raw(ds: Dataset, path: Path, implicit: bool, little: bool) -> None:
         write_dataset(fp, ds)
 
 
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED = 0xFFFFFFFF
+_LONG_VRS = frozenset(str(vr) for vr in EXPLICIT_VR_LENGTH_32)
+
+
+#: VRs whose str value pydicom writes as its ASCII bytes padded with a space (UI: a NUL).
+_STRING_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "UR"})
+#: Text VRs: encoded with the data set's character set, which leaves ASCII as it is for
+#: the codecs below (not for every ISO 2022 one: those go to pydicom).
+_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UC", "UT"})
+_ASCII_CODECS = frozenset({"iso8859", "latin_1", "utf_8", "gb18030", "gbk"})
+_NUMBER_FORMATS = {"US": "H", "UL": "L", "SS": "h", "SL": "l"}
+
+
+def _simple_value(vr: str, value: object, text_ok: bool, end: str) -> bytes | None:
+    """The encoded value of a decoded element as pydicom writes it, for plain ASCII strings
+    and single integers; None for anything else (pydicom writes it)."""
+    if type(value) is str or type(value) is UID:
+        text = str(value)
+    elif type(value) is int and vr in _NUMBER_FORMATS:
+        try:
+            return struct.pack(end + _NUMBER_FORMATS[vr], value)
+        except struct.error:
+            return None
+    else:
+        return None
+    if not text.isascii() or not (vr in _STRING_VRS or (text_ok and vr in _TEXT_VRS)):
+        return None
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\0" if vr == "UI" else b" "
+    return data
+
+
+def _can_write_fast(ds: Dataset, syntax: UID, implicit: bool, little: bool) -> bool:
+    """True when :func:`_write_fast` writes what ``save_as`` would: the data set is kept in
+    the encoding and character set it was read in (pydicom would otherwise re-encode every
+    element) and holds no command or file meta element (``save_as`` refuses those)."""
+    return (
+        syntax.is_transfer_syntax
+        and not syntax.is_private
+        and syntax != DeflatedExplicitVRLittleEndian
+        and ds.original_encoding == (implicit, little)
+        and ds.original_character_set == ds._character_set
+        and not any(tag >> 16 in (0, 2) for tag in ds._dict)
+    )
+
+
+def _write_fast(ds: Dataset, path: str, syntax: UID, implicit: bool, little: bool) -> None:
+    """``ds.save_as(path, enforce_file_format=True)``, byte for byte, in a fraction of the time.
+
+    Why: most top-level elements of a de-identified file are the raw elements read from
+    the source, which pydicom writes as they are but through a per-element buffer (about
+    40 us each, most of the time of a file).  Here each raw element is one header packed
+    with ``struct`` plus its value bytes; every element that was decoded or changed, and
+    the Pixel Data (whose length form follows the transfer syntax), goes through pydicom's
+    own ``write_data_element``.  Only for data sets ``_can_write_fast`` accepts.
+    """
+    meta = ds.file_meta
+    validate_file_meta(meta, enforce_standard=True)
+    preamble = getattr(ds, "preamble", None) or b"\0" * 128
+    if len(preamble) != 128:
+        raise ValueError(f"'{type(ds).__name__}.preamble' must be 128-bytes long")
+    if "PixelData" in ds:
+        ds["PixelData"].is_undefined_length = syntax.is_compressed
+    end = "<" if little else ">"
+    short = struct.Struct(end + "HH2sH")
+    long = struct.Struct(end + "HH2sHI")
+    bare = struct.Struct(end + "HHI")
+    delimiter = bare.pack(0xFFFE, 0xE0DD, 0)
+    encodings = ds.get("SpecificCharacterSet", default_encoding)
+    text_ok = all(codec in _ASCII_CODECS for codec in convert_encodings(encodings))
+    with open(path, "wb") as fh:
+        fp = DicomFileLike(fh)
+        fp.is_implicit_VR, fp.is_little_endian = implicit, little
+        fh.write(preamble)
+        fh.write(b"DICM")
+        write_file_meta_info(fp, meta, enforce_standard=True)
+        write = fh.write
+        get_item = ds.get_item
+        for tag in sorted(ds._dict):
+            if not tag & 0xFFFF and tag >> 16 > 6:
+                continue  # retired group lengths are not written (PS3.5 7.2)
+            elem = get_item(tag)
+            if type(elem) is RawDataElement and tag != _PIXEL_DATA:
+                value = elem.value
+                vr = elem.VR
+                if (
+                    value is not None
+                    and elem.is_little_endian == little
+                    and elem.is_implicit_VR == implicit
+                ):
+                    undefined = elem.length == _UNDEFINED
+                    length = _UNDEFINED if undefined else len(value)
+                    header: bytes | None = None
+                    if implicit:
+                        header = bare.pack(tag >> 16, tag & 0xFFFF, length)
+                    elif vr is not None and len(vr) == 2:
+                        if vr in _LONG_VRS:
+                            header = long.pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
+                        elif not undefined and length <= 0xFFFF:
+                            header = short.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+                    if header is not None:
+                        write(header)
+                        write(value)
+                        if undefined:
+                            write(delimiter)
+                        continue
+            elif type(elem) is DataElement and elem.VR is not None:
+                vr = str(elem.VR)
+                data = _simple_value(vr, elem.value, text_ok, end)
+                if data is not None:
+                    if implicit:
+                        write(bare.pack(tag >> 16, tag & 0xFFFF, len(data)))
+                        write(data)
+                        continue
+                    if len(data) <= 0xFFFF and vr not in _LONG_VRS:
+                        write(short.pack(tag >> 16, tag & 0xFFFF, vr.encode(), len(data)))
+                        write(data)
+                        continue
+                    if vr in _LONG_VRS:
+                        write(long.pack(tag >> 16, tag & 0xFFFF, vr.encode(), 0, len(data)))
+                        write(data)
+                        continue
+            with tag_in_exception(tag):
+                write_data_element(fp, elem, encodings)
+
+
 def write_dicom(ds: Dataset, path: Path) -> list[str]:
     """Write ``ds`` as a DICOM file with fresh file meta (temp file, then rename).
 
@@ -177,7 +311,9 @@ def write_dicom(ds: Dataset, path: Path) -> list[str]:
         complete = "MediaStorageSOPInstanceUID" in ds.file_meta and (
             "MediaStorageSOPClassUID" in ds.file_meta
         )
-        if complete and syntax.is_transfer_syntax:
+        if complete and _can_write_fast(ds, syntax, implicit, little):
+            _write_fast(ds, tmp, syntax, implicit, little)
+        elif complete and syntax.is_transfer_syntax:
             ds.save_as(tmp, enforce_file_format=True)
         else:
             if not complete:

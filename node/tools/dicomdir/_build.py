@@ -22,10 +22,10 @@ from node.tools.dicomdir._errors import (
     NothingToWrite,
     OutputError,
 )
-from node.tools.dicomdir._fileid import FileIdAllocator, file_id_for
+from node.tools.dicomdir._fileid import FileIdAllocator, Resolver, file_id_for
 from node.tools.dicomdir._invent import Invention, Inventor
 from node.tools.dicomdir._media import ConversionError, allowed_syntaxes, write_media_file
-from node.tools.dicomdir._scan import scan
+from node.tools.dicomdir._scan import iter_scan, scan
 from node.tools.dicomdir._tree import Record, Skipped, SourceInstance, TreeBuilder
 from node.tools.dicomdir._writer import write_dicomdir
 
@@ -112,18 +112,25 @@ def make_dicomdir(
     )
     inventor = Inventor(root_uid)
     builder = TreeBuilder(inventor)
-    instances, skipped = scan(inputs, recursive=recursive, jobs=jobs)
-    own = {output_resolved, descriptor.resolve() if descriptor else output_resolved}
-    builder.skipped.extend(s for s in skipped if Path(s.source).resolve() not in own)
-    for instance in instances:
-        if instance.path.resolve() == output_resolved:
+    resolve = Resolver()
+    # The tree is built from each header as it arrives (workers read the next ones); files
+    # the scan skipped are listed first, as if the scan had finished before.
+    skipped: list[Skipped] = []
+    for found in iter_scan(inputs, recursive=recursive, jobs=jobs):
+        if isinstance(found, Skipped):
+            skipped.append(found)
+            continue
+        resolved = resolve(found.path)
+        if resolved == output_resolved:
             continue
         try:
-            file_id = file_id_for(instance.path, root, map_filenames=map_filenames)
+            file_id = file_id_for(found.path, root, map_filenames=map_filenames, resolver=resolve)
         except InvalidFileID as exc:
-            builder.skipped.append(Skipped(str(instance.path), str(exc)))
+            builder.skipped.append(Skipped(str(found.path), str(exc)))
             continue
-        builder.add(instance, file_id)
+        builder.add(found, file_id)
+    own = {output_resolved, descriptor.resolve() if descriptor else output_resolved}
+    builder.skipped[:0] = [s for s in skipped if Path(s.source).resolve() not in own]
     return _finish(
         builder, output, fileset_id, descriptor_id, descriptor_charset, inventor, converted=0
     )

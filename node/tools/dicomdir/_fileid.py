@@ -8,6 +8,7 @@ dcmmkdir does, optionally mapping lower case to upper case and dropping a traili
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path, PurePath
@@ -62,16 +63,25 @@ def is_conformant(components: Sequence[str]) -> bool:
     )
 
 
-def file_id_for(path: Path, root: Path, *, map_filenames: bool = False) -> tuple[str, ...]:
+def file_id_for(
+    path: Path,
+    root: Path,
+    *,
+    map_filenames: bool = False,
+    resolver: Resolver | None = None,
+) -> tuple[str, ...]:
     """The file ID of ``path`` relative to the file-set ``root``.
+
+    ``resolver``: resolves paths with a cache of folders (many files, one root).
 
     Raises
     ------
     InvalidFileID
         ``path`` is outside ``root`` or its name does not conform (after mapping, if asked).
     """
+    resolve = resolver or Resolver()
     try:
-        relative = PurePath(path.resolve().relative_to(root.resolve()))
+        relative = PurePath(resolve(path).relative_to(resolve.folder(root)))
     except ValueError as exc:
         raise InvalidFileID(f"{path} is outside the file-set root {root}") from exc
     parts = list(relative.parts)
@@ -85,6 +95,31 @@ def file_id_for(path: Path, root: Path, *, map_filenames: bool = False) -> tuple
             f"components of 1-{MAX_COMPONENT_LENGTH} characters A-Z, 0-9, _)"
         )
     return tuple(parts)
+
+
+class Resolver:
+    """``Path.resolve()`` of many files in few folders: each folder is resolved once.
+
+    Why: resolving costs a system call per path component; for the files of a file-set
+    (thousands in a handful of folders) only the file name itself can still be a link.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, Path] = {}
+
+    def folder(self, path: Path) -> Path:
+        """``path.resolve()``, remembered."""
+        found = self._folders.get(path)
+        if found is None:
+            found = self._folders[path] = path.resolve()
+        return found
+
+    def __call__(self, path: Path) -> Path:
+        """``path.resolve()``: the resolved folder plus the name, unless the name is a link."""
+        name = path.name
+        if name in ("", ".", "..") or os.path.islink(path):
+            return path.resolve()
+        return self.folder(path.parent) / name
 
 
 class FileIdAllocator:

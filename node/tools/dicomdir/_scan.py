@@ -126,6 +126,29 @@ def read_instance(path: Path, *, allow_non_part10: bool = False) -> SourceInstan
     return SourceInstance(path=path, header=header, transfer_syntax_uid=syntax, part10=part10)
 
 
+def iter_scan(
+    inputs: Iterable[Path],
+    *,
+    recursive: bool = True,
+    allow_non_part10: bool = False,
+    jobs: int | None = 1,
+) -> Iterator[SourceInstance | Skipped]:
+    """Read every file under ``inputs``, yielding each result in file order as it comes.
+
+    Why a generator: with worker processes the caller builds the record tree from the
+    headers already read while the workers read the next ones.
+    """
+    paths = list(iter_files(list(inputs), recursive=recursive))
+
+    def one(path: Path) -> SourceInstance | Skipped:
+        return read_instance(path, allow_non_part10=allow_non_part10)
+
+    for result in parallel_map(one, paths, jobs):
+        if isinstance(result, Skipped):
+            logger.debug("skipping %s: %s", result.source, result.reason)
+        yield result
+
+
 def scan(
     inputs: Iterable[Path],
     *,
@@ -139,14 +162,10 @@ def scan(
     """
     found: list[SourceInstance] = []
     skipped: list[Skipped] = []
-    paths = list(iter_files(list(inputs), recursive=recursive))
-
-    def one(path: Path) -> SourceInstance | Skipped:
-        return read_instance(path, allow_non_part10=allow_non_part10)
-
-    for result in parallel_map(one, paths, jobs):
+    for result in iter_scan(
+        inputs, recursive=recursive, allow_non_part10=allow_non_part10, jobs=jobs
+    ):
         if isinstance(result, Skipped):
-            logger.debug("skipping %s: %s", result.source, result.reason)
             skipped.append(result)
         else:
             found.append(result)

@@ -72,43 +72,50 @@ def _preorder(roots: Sequence[Record]) -> Iterator[tuple[Record, list[Record]]]:
 
 def _encode(record: Record) -> bytes:
     """The record's item content, Explicit VR Little Endian, offsets still zero."""
-    elements: list[DataElement] = [
-        DataElement(0x00041400, "UL", 0),
-        DataElement(0x00041410, "US", 0xFFFF),
-        DataElement(0x00041420, "UL", 0),
-        DataElement(0x00041430, "CS", record.record_type),
+    # (tag, VR, value, element or None): elements are made only for the keys, which the
+    # tree already holds as DataElement (creating one validates its value: slow).
+    elements: list[tuple[int, str, object, DataElement | None]] = [
+        (0x00041400, "UL", 0, None),
+        (0x00041410, "US", 0xFFFF, None),
+        (0x00041420, "UL", 0, None),
+        (0x00041430, "CS", record.record_type, None),
     ]
     instance = record.instance
     if instance is not None and record.file_id is not None:
         file_id = list(record.file_id)
         elements += [
-            DataElement(0x00041500, "CS", file_id if len(file_id) > 1 else file_id[0]),
-            DataElement(0x00041510, "UI", instance.sop_class_uid),
-            DataElement(0x00041511, "UI", instance.sop_instance_uid),
-            DataElement(0x00041512, "UI", instance.transfer_syntax_uid),
+            (0x00041500, "CS", file_id if len(file_id) > 1 else file_id[0], None),
+            (0x00041510, "UI", instance.sop_class_uid, None),
+            (0x00041511, "UI", instance.sop_instance_uid, None),
+            (0x00041512, "UI", instance.transfer_syntax_uid, None),
         ]
-    elements.extend(record.keys.values())
-    elements.sort(key=lambda elem: elem.tag)
+    elements += [(int(e.tag), str(e.VR), e.value, e) for e in record.keys.values()]
+    elements.sort(key=lambda item: item[0])
     charset_elem = record.keys.get("SpecificCharacterSet")
     encodings = convert_encodings(charset_elem.value if charset_elem is not None else None)
     out = bytearray()
-    for elem in elements:
-        _encode_element(out, elem, encodings)
+    for tag, vr, value, elem in elements:
+        _encode_element(out, tag, vr, value, elem, encodings)
     content = bytes(out)
     if content[0:8] != _NEXT_TAG or content[22:30] != _LOWER_TAG:  # pragma: no cover
         raise OutputError("internal error: unexpected directory record layout")
     return content
 
 
-def _encode_element(out: bytearray, elem: DataElement, encodings: list[str]) -> None:
-    """Append ``elem``; plain ASCII text and US/UL take a fast path, the rest goes to pydicom.
+def _encode_element(
+    out: bytearray,
+    tag: int,
+    vr: str,
+    value: object,
+    elem: DataElement | None,
+    encodings: list[str],
+) -> None:
+    """Append one element; plain ASCII text and US/UL take a fast path, the rest goes to
+    pydicom (as ``elem``, made from the other arguments when not given).
 
     Why: pydicom's ``write_dataset`` costs about a millisecond per record, most of the time
     of a 10,000-file DICOMDIR; record keys are nearly always short ASCII strings.
     """
-    vr = elem.VR
-    value = elem.value
-    tag = int(elem.tag)
     if vr in _TEXT_VRS:
         if value is None:
             text = ""
@@ -134,7 +141,7 @@ def _encode_element(out: bytearray, elem: DataElement, encodings: list[str]) -> 
     fp = DicomBytesIO()
     fp.is_little_endian = True
     fp.is_implicit_VR = False
-    write_data_element(fp, elem, encodings)
+    write_data_element(fp, elem if elem is not None else DataElement(tag, vr, value), encodings)
     out += fp.getvalue()
 
 
