@@ -25,8 +25,6 @@ def handle_get(event: Event, ctx: NodeContext) -> Iterator[Any]:
         yield status.failure(status.IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
         return
     log.info("C-GET %s level: %d instance(s)", selection.level, len(selection.instances))
-    retrieve.send_stored_files(event.assoc)
+    retrieve.send_on_association(event.assoc, log)
     yield len(selection.instances)
-    yield from retrieve.send_all(
-        event, ctx, selection.instances, lambda: event.assoc.accepted_contexts, log
-    )
+    yield from retrieve.send_all(event, ctx, selection.instances, log)

@@ -2,8 +2,9 @@
 
 pynetdicom opens the sub-association with the contexts we hand it (the stored syntaxes plus
 an uncompressed fallback) and reports pending/final counts; a handler bound to the
-sub-association's EVT_ACCEPTED tells us what the destination accepted, so each instance goes
-out as stored or decompressed on the fly.
+sub-association's EVT_ESTABLISHED hands its C-STOREs to the node's sender
+(``node.services.sender``), which sends each instance as stored or transcoded
+(``retrieve.payload_for``) for the contexts the destination accepted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from pynetdicom import evt
 from pynetdicom.events import Event
 
-from node.services import retrieve, status
+from node.services import retrieve, sender, status
 from node.services.context import NodeContext, assoc_log
 
 logger = logging.getLogger(__name__)
@@ -45,11 +46,10 @@ def handle_move(event: Event, ctx: NodeContext) -> Iterator[Any]:
         yield status.failure(status.IDENTIFIER_DOES_NOT_MATCH, str(exc)), None
         return
 
-    accepted: dict[str, Any] = {}
-
-    def _capture(sub_event: Event) -> None:
-        accepted["contexts"] = sub_event.assoc.accepted_contexts
-        retrieve.send_stored_files(sub_event.assoc)
+    def _established(sub_event: Event) -> None:
+        # runs on this thread, inside pynetdicom's associate(), before the sub-association's
+        # own thread starts: the C-STOREs are ours from here (node.services.sender)
+        retrieve.send_on_sub_association(sub_event.assoc, log)
 
     instances = selection.instances
     log.info(
@@ -65,12 +65,13 @@ def handle_move(event: Event, ctx: NodeContext) -> Iterator[Any]:
         destination.port,
         {
             "contexts": retrieve.proposed_contexts(instances) or None,
-            "evt_handlers": [(evt.EVT_ACCEPTED, _capture)],
+            "evt_handlers": [(evt.EVT_ESTABLISHED, _established)],
             "max_pdu": ctx.settings.max_pdu_size,
         },
     )
+    sender.fast_pending_responses(event.assoc)
     yield len(instances)
-    yield from retrieve.send_all(event, ctx, instances, lambda: accepted.get("contexts", []), log)
+    yield from retrieve.send_all(event, ctx, instances, log)
 
 
 def _comment_next_failure(event: Event, comment: str) -> None:

@@ -1,17 +1,18 @@
-"""What C-MOVE and C-GET share: which instances a request names, and how to send each one.
+"""What C-MOVE and C-GET share: which instances a request names, and what to send for each.
 
 Why here: both services resolve the identifier to stored files the same way, and both must
 send each file in a transfer syntax the receiving side accepted: the stored syntax when a
 context for it exists (the bytes go out as stored, elements undecoded), otherwise decoded to
-an uncompressed syntax (transcode-on-retrieve), otherwise the sub-operation fails.
+an uncompressed syntax (transcode-on-retrieve), otherwise the sub-operation fails.  How the
+C-STOREs travel is ``node.services.sender``'s job.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -20,15 +21,16 @@ from pydicom.uid import (
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
 )
-from pynetdicom import _config
 from pynetdicom.association import Association
+from pynetdicom.dsutils import encode
 from pynetdicom.events import Event
 from pynetdicom.presentation import PresentationContext, build_context
 
 from config.model import AEEntry
-from node.scu import install_reactor_gate
-from node.services import status
-from node.services.context import NodeContext
+from node.services import sender, status
+from node.services.context import AssociationLog, NodeContext
+from node.services.sender import Payload
+from node.services.storedfile import StoredDataset
 from storage.index import StoredInstance
 
 UNCOMPRESSED = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
@@ -81,12 +83,20 @@ def storage_area(ctx: NodeContext, instance: StoredInstance) -> str:
 
 
 def proposed_contexts(instances: list[StoredInstance]) -> list[PresentationContext]:
-    """Contexts for a sub-association: each stored syntax, plus an uncompressed fallback."""
+    """Contexts for a sub-association: each stored syntax, plus an uncompressed fallback.
+
+    An uncompressed stored syntax is offered first in one context with the other one (a
+    peer that honours the order takes it, and the bytes go out as stored); a second context
+    for the same SOP class would be clearer, but GDCM's gdcmscu aborts on such a request.
+    """
     contexts: list[PresentationContext] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     for instance in instances:
         syntax = UID(instance.transfer_syntax_uid)
-        options = [UNCOMPRESSED] if syntax in UNCOMPRESSED else [(syntax,), UNCOMPRESSED]
+        if syntax in UNCOMPRESSED:
+            options = [(syntax, *(uid for uid in UNCOMPRESSED if uid != syntax))]
+        else:
+            options = [(syntax,), UNCOMPRESSED]
         for syntaxes in options:
             key = (instance.sop_class_uid, tuple(syntaxes))
             if key in seen or len(contexts) >= _MAX_CONTEXTS:
@@ -97,11 +107,10 @@ def proposed_contexts(instances: list[StoredInstance]) -> list[PresentationConte
 
 
 class StoredFile(Dataset):
-    """Stands for a stored file that goes out byte for byte (see ``send_stored_files``).
+    """Stands for a stored file in pynetdicom's C-MOVE/C-GET loops (see ``payload_for``).
 
-    pynetdicom's C-MOVE/C-GET loops want a ``Dataset`` per sub-operation and re-encode it,
-    which drops group lengths and other bytes; this one carries only the UIDs (so the loops
-    can count and report it) and the path whose dataset bytes are streamed as stored.
+    The loops want a ``Dataset`` per sub-operation; this one carries only the UIDs (so they
+    can count and report it) and the path whose dataset bytes go out as stored.
     """
 
     source_path: str
@@ -115,56 +124,73 @@ class StoredFile(Dataset):
         return ds
 
 
-def send_stored_files(assoc: Association) -> None:
-    """Make ``assoc.send_c_store`` stream ``StoredFile`` placeholders from their file.
+def payload_for(item: Dataset, accepted: list[PresentationContext]) -> Payload:
+    """What to send for ``item`` over the ``accepted`` contexts.
 
-    Installed per association (the C-GET association, or a C-MOVE sub-association), so
-    nothing else in the process changes.  Streaming needs pynetdicom's chunked sending,
-    which only changes how a *path* is sent, so turning it on globally is harmless.
+    The file's dataset bytes as stored when a context for its SOP class and transfer syntax
+    was accepted; otherwise decoded (and decompressed) and encoded in an accepted
+    uncompressed syntax (transcode-on-retrieve); otherwise ``RetrieveError``.
     """
-    _config.STORE_SEND_CHUNKED_DATASET = True
-    # The C-STORE-RSP race of pynetdicom's reactor (see node.scu.install_reactor_gate)
-    # bites sub-associations as much as node-ctl's own.
-    install_reactor_gate(assoc)
-    original = assoc.send_c_store
-
-    def send_c_store(dataset: Any, *args: Any, **kwargs: Any) -> Dataset:
-        if isinstance(dataset, StoredFile):
-            return original(dataset.source_path, *args, **kwargs)
-        return original(dataset, *args, **kwargs)
-
-    assoc.send_c_store = send_c_store  # type: ignore[method-assign]
-
-
-def dataset_for(
-    path: str, instance: StoredInstance, accepted: list[PresentationContext]
-) -> Dataset:
-    """What to send over ``accepted`` contexts: the file as stored, or decompressed."""
-    ours = [cx for cx in accepted if cx.abstract_syntax == instance.sop_class_uid]
-    syntaxes = {UID(cx.transfer_syntax[0]) for cx in ours}
-    stored = UID(instance.transfer_syntax_uid)
-    if stored in syntaxes:
-        return StoredFile.of(path, instance)
-    ds = dcmread(path)
-    if stored in UNCOMPRESSED and syntaxes & set(UNCOMPRESSED):
-        return ds  # pynetdicom converts between the uncompressed syntaxes
-    if syntaxes & set(UNCOMPRESSED) and stored.is_compressed:
+    if not isinstance(item, StoredFile):
+        raise RetrieveError("no stored file to send")
+    sop_class = str(item.SOPClassUID)
+    ours = [
+        cx
+        for cx in accepted
+        if cx.abstract_syntax == sop_class and cx.as_scu is not False and cx.context_id
+    ]
+    stored = StoredDataset.read(item.source_path)
+    for cx in ours:
+        if cx.transfer_syntax[0] == stored.transfer_syntax:
+            return Payload(
+                cast(int, cx.context_id), sop_class, str(item.SOPInstanceUID), stored.data
+            )
+    target = next(
+        (cx for syntax in UNCOMPRESSED for cx in ours if cx.transfer_syntax[0] == syntax), None
+    )
+    syntax = UID(stored.transfer_syntax)
+    if target is None:
+        raise RetrieveError(
+            f"no accepted presentation context for {sop_class} in {syntax.name} "
+            "or an uncompressed transfer syntax"
+        )
+    ds = dcmread(item.source_path)
+    if syntax.is_compressed:
         try:
-            ds.decompress()
+            # a change of transfer syntax is the same instance (the C-STORE names its UID):
+            # pydicom would otherwise give the decompressed dataset a new SOP Instance UID
+            ds.decompress(generate_instance_uid=False)
         except Exception as exc:  # noqa: BLE001 - no decoder for this stream
-            raise RetrieveError(f"cannot decompress {stored.name}: {exc}") from exc
-        return ds
-    raise RetrieveError(f"no accepted presentation context for {instance.sop_class_uid}")
+            raise RetrieveError(f"cannot decompress {syntax.name}: {exc}") from exc
+    out = UID(target.transfer_syntax[0])
+    data = encode(ds, out.is_implicit_VR, out.is_little_endian, out.is_deflated)
+    if data is None:
+        raise RetrieveError(f"cannot encode the dataset in {out.name}")
+    return Payload(cast(int, target.context_id), sop_class, str(item.SOPInstanceUID), data)
+
+
+def send_on_sub_association(assoc: Association, log: AssociationLog) -> None:
+    """Send a C-MOVE's C-STOREs on ``assoc`` (its sub-association) with the node's sender."""
+    sender.take_over(assoc, payload_for, log)
+
+
+def send_on_association(assoc: Association, log: AssociationLog) -> None:
+    """Send a C-GET's C-STOREs back on ``assoc`` with the node's sender."""
+    sender.install(assoc, payload_for, log)
+    sender.fast_pending_responses(assoc)
 
 
 def send_all(
     event: Event,
     ctx: NodeContext,
     instances: list[StoredInstance],
-    accepted: Callable[[], list[PresentationContext]],
     log: logging.LoggerAdapter[logging.Logger],
 ) -> Iterator[tuple[int | Dataset, Dataset | None]]:
-    """Yield (Pending, dataset) per instance; a file that cannot go counts as failed."""
+    """Yield (Pending, stored file) per instance; the sender turns each into a C-STORE.
+
+    A file that cannot go (unreadable, no acceptable context) fails in the sender, which
+    pynetdicom counts as a failed sub-operation and lists in FailedSOPInstanceUIDList.
+    """
     failed: list[str] = []
     for instance in instances:
         if event.is_cancelled:
@@ -174,16 +200,14 @@ def send_all(
             yield status.CANCEL, cancelled
             return
         try:
-            ds = dataset_for(storage_area(ctx, instance), instance, accepted())
+            path = storage_area(ctx, instance)
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             log.error("cannot send %s: %s", instance.sop_instance_uid, exc)
             failed.append(instance.sop_instance_uid)
-            # A dataset without SOPClassUID makes pynetdicom's C-STORE sub-operation fail,
-            # which it counts as failed and lists in FailedSOPInstanceUIDList.
-            placeholder = Dataset()
+            placeholder = Dataset()  # not a StoredFile: the sender fails it
             placeholder.SOPInstanceUID = instance.sop_instance_uid
             yield status.PENDING, placeholder
             continue
-        yield status.PENDING, ds
+        yield status.PENDING, StoredFile.of(path, instance)
     # pynetdicom sends the final response (Success, or 0xB000 with the failed UIDs) itself
     # once every sub-operation has run.
