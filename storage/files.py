@@ -118,6 +118,8 @@ class FileStore:
 
     def __init__(self, area: Path) -> None:
         self.area = Path(area).resolve()
+        self._area_text = str(self.area)
+        self._area_prefix = os.path.join(self._area_text, "")
         self.tmp = self.area / TMP_DIR
         self.tmp.mkdir(parents=True, exist_ok=True)
 
@@ -133,10 +135,16 @@ class FileStore:
         return f"{h2}/{study}/{name}"
 
     def absolute(self, relative: str) -> Path:
-        path = (self.area / relative).resolve()
-        if self.area not in path.parents:
+        """The file's path; InvalidUIDError for a ``relative`` that leaves the area.
+
+        The check is on the normalised path, not ``Path.resolve()``: the names are ours
+        (``relative_path``), and resolving every component cost a system call each, on
+        every ingest and every retrieved instance.
+        """
+        joined = os.path.normpath(os.path.join(self._area_text, relative))
+        if not joined.startswith(self._area_prefix) or "\0" in relative:
             raise InvalidUIDError(f"path escapes the storage area: {relative!r}")
-        return path
+        return Path(joined)
 
     def put(self, relative: str, chunks: Iterable[bytes | memoryview]) -> PendingWrite:
         """Write ``chunks`` durably to ``relative``; the caller then indexes and finishes.

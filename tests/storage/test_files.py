@@ -111,3 +111,18 @@ def test_delete_removes_empty_study_folder(tmp_path: Path) -> None:
     store.put(rel, [b"x"]).done()
     store.delete(rel)
     assert not (store.area / rel).parent.exists()
+
+
+@pytest.mark.parametrize(
+    "relative", ["../x.dcm", "ab/../../x.dcm", "/etc/passwd", "ab/1.2/../../../x.dcm", "", "."]
+)
+def test_a_path_outside_the_area_is_refused(tmp_path: Path, relative: str) -> None:
+    store = FileStore(tmp_path / "area")
+    with pytest.raises(InvalidUIDError, match="escapes"):
+        store.absolute(relative)
+
+
+def test_a_path_inside_the_area_is_the_joined_path(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "area")
+    assert store.absolute("ab/1.2/3.dcm") == (tmp_path / "area" / "ab/1.2/3.dcm").resolve()
+    assert store.absolute("ab/./1.2//3.dcm") == store.absolute("ab/1.2/3.dcm")
