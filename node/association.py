@@ -202,6 +202,18 @@ class NodeAssociation(Association):
                 self.kill()
                 return
 
+    def _serve_request(self, msg: Any, context_id: int) -> None:
+        """pynetdicom's, telling DIMSE which request is being served (see
+        ``NodeDIMSE.cancel_req``: a C-CANCEL for it that arrived first is kept)."""
+        dimse = cast(NodeDIMSE, self.dimse)
+        message_id = getattr(msg, "MessageID", None)
+        dimse.serving_message_id = message_id
+        try:
+            super()._serve_request(msg, context_id)
+        finally:
+            dimse.serving_message_id = None
+            dimse.cancel_req.pop(message_id, None)  # type: ignore[arg-type]
+
     def serve_here(self, msg: Any, context_id: int) -> bool:
         """Serve ``msg`` on the calling (DUL) thread if no other request is being served.
 

@@ -64,6 +64,7 @@ _RECV_STEP = 1 << 20
 #: Bytes asked of the socket per read; PDUs are cut out of what arrives.
 READ_CHUNK = 64 << 10
 _PDV_LENGTH = struct.Struct(">L")
+_PDU_LENGTH = struct.Struct(">L")
 _VALID_PDU_TYPES = frozenset(range(1, 8))
 
 
@@ -331,14 +332,11 @@ class NodeDUL(DULServiceProvider):
             and not self.assoc.get_handlers(evt.EVT_DATA_RECV)
             and not self.assoc.get_handlers(evt.EVT_PDU_RECV)
         ):
-            try:
-                primitive = _p_data(body)
-            except ValueError as exc:
-                logger.error("invalid P-DATA-TF PDU: %s", exc)
-                self.event_queue.put("Evt19")
-                return
-            # Action DT-2 (Sta6 + Evt10 -> Sta6): P-DATA indication straight to DIMSE.
-            self.assoc.dimse.receive_primitive(primitive)
+            # Action DT-2 (Sta6 + Evt10 -> Sta6): P-DATA indication straight to DIMSE; the
+            # P-DATA-TF PDUs already buffered behind it follow without a reactor turn.
+            while self._indicate(body) and (length := self._buffered_pdata()):
+                self._start += 6
+                body = self._take(length)
             return
         try:
             pdu, event = self._decode_pdu(bytes(header) + bytes(body))
@@ -348,6 +346,52 @@ class NodeDUL(DULServiceProvider):
             return
         self._recv_pdu.put(pdu)
         self.event_queue.put(event)
+
+    def _indicate(self, body: memoryview | bytearray) -> bool:
+        """Hand a P-DATA-TF's values to DIMSE; False (Evt19 queued) when it is invalid.
+
+        A PDU holding one dataset fragment that is not the last goes straight to the file
+        it is being received into (``NodeDIMSE.dataset_fragment``): most PDUs of a C-STORE.
+        """
+        dimse = self.assoc.dimse
+        if (
+            len(body) > 6
+            and body[5] == 0x00  # message control header: dataset, not the last fragment
+            and _PDV_LENGTH.unpack_from(body)[0] == len(body) - 4
+            and getattr(dimse, "dataset_fragment", _never)(memoryview(body)[6:])
+        ):
+            return True
+        try:
+            primitive = _p_data(body)
+        except ValueError as exc:
+            logger.error("invalid P-DATA-TF PDU: %s", exc)
+            self.event_queue.put("Evt19")
+            return False
+        dimse.receive_primitive(primitive)
+        return True
+
+    def _buffered_pdata(self) -> int:
+        """The body length of the next PDU if it is a P-DATA-TF already buffered whole (and
+        nothing else waits: an event, a kill, another state), else 0."""
+        start = self._start
+        if (
+            self._end - start < 6
+            or self._chunk[start] != 0x04
+            or self._kill_thread
+            or not self.event_queue.empty()
+            or self.state_machine.current_state != "Sta6"
+        ):
+            return 0
+        (length,) = _PDU_LENGTH.unpack_from(self._chunk, start + 2)
+        if not length or self._end - start - 6 < length:
+            return 0
+        if length > pdu_limits.pdu_limit(self, 0x04):
+            return 0  # the normal path refuses it
+        return int(length)
+
+
+def _never(_data: memoryview) -> bool:
+    return False
 
 
 def _readable(raw: Any) -> bool:

@@ -126,9 +126,31 @@ class NodeDIMSE(DIMSEServiceProvider):
     """DIMSE provider that writes C-STORE datasets straight into the store's ``.tmp``."""
 
     def __init__(self, assoc: Association, wake: threading.Event, part_folder: PartFolder):
+        #: MessageID of the request being served (``NodeAssociation._serve_request``).
+        self.serving_message_id: int | None = None
         super().__init__(assoc)
         self.msg_queue = WakeQueue(wake.set)
         self._part_folder = part_folder
+
+    @property
+    def cancel_req(self) -> dict[int, C_CANCEL]:
+        """C-CANCEL requests received, by the MessageID they cancel."""
+        return self._cancel_req
+
+    @cancel_req.setter
+    def cancel_req(self, value: dict[int, C_CANCEL]) -> None:
+        """pynetdicom clears the C-CANCELs as it starts serving a request; one for the
+        request being served is kept.
+
+        Why: the DUL thread reads and stores a C-CANCEL as soon as it arrives, which can be
+        before the association thread starts the C-FIND/C-MOVE/C-GET it cancels; pynetdicom
+        (which read it later) would drop it there, and the operation would run to the end.
+        """
+        serving = self.serving_message_id
+        kept = getattr(self, "_cancel_req", {}).get(serving) if serving is not None else None
+        self._cancel_req = dict(value)
+        if kept is not None and serving is not None:
+            self._cancel_req.setdefault(serving, kept)
 
     def receive_primitive(self, primitive: P_DATA) -> None:
         """Add the fragments of a P-DATA to the message being received; queue it when done."""
@@ -159,6 +181,21 @@ class NodeDIMSE(DIMSEServiceProvider):
                     self._complete(msg)
                     return
 
+    def dataset_fragment(self, data: memoryview) -> bool:
+        """Write a dataset fragment (not the last) of the C-STORE being received to its file.
+
+        The DUL's shortcut for most PDUs of a C-STORE (``NodeDUL._indicate``); False when
+        no C-STORE dataset is being received into a file, and the fragment takes the
+        general path (``receive_primitive``).  Nothing the limits check applies here: the
+        command is complete and the dataset goes to disk, not memory.
+        """
+        msg = self.message
+        part = getattr(msg, "_data_set_file", None) if msg is not None else None
+        if not isinstance(part, ReceivedPart):
+            return False
+        part.write(data)
+        return True
+
     def _open_part(self, msg: DIMSEMessage, context_id: int) -> None:
         assoc = self.assoc
         cs = msg.command_set
@@ -186,9 +223,14 @@ class NodeDIMSE(DIMSEServiceProvider):
             self.dul.event_queue.put("Evt19")
             return
         self.message = None
-        if isinstance(primitive, C_CANCEL) and len(self.cancel_req) < 10:
-            self.cancel_req[cast(int, primitive.MessageIDBeingRespondedTo)] = primitive
-        elif isinstance(primitive, N_EVENT_REPORT) and primitive.is_valid_request:
+        if isinstance(primitive, C_CANCEL):
+            if len(self.cancel_req) < 10:
+                self.cancel_req[cast(int, primitive.MessageIDBeingRespondedTo)] = primitive
+            return
+        # A C-CANCEL stored before this request came was for an earlier one with the same
+        # MessageID (clients that always use 1): it must not cancel this one.
+        self._cancel_req.pop(getattr(primitive, "MessageID", None), None)  # type: ignore[arg-type]
+        if isinstance(primitive, N_EVENT_REPORT) and primitive.is_valid_request:
             threading.Thread(
                 target=make_target(self.assoc._serve_request), args=(primitive, context_id)
             ).start()
