@@ -14,7 +14,7 @@ every scale (PatientID: 2, PatientName prefix: 20, one day: 20, AccessionNumber:
 latency measures finding them, not the size of the answer.
 
 The index grows in place (10k, then 100k...) and a fresh ``node-ctl serve`` answers the
-queries at each size, from a pynetdicom SCU on one open association.  PostgreSQL gets a
+queries at each size, from one open association (``clients.FindSession``).  PostgreSQL gets a
 database of its own, created and dropped here, and ``ANALYZE`` after each build (autovacuum
 would do it in service); SQLite gets no ``ANALYZE`` (the node never runs it).
 """
@@ -191,6 +191,8 @@ class RowFactory:
                     "attrs": self._attrs("STUDY", study_values),
                     "created_at": self.now,
                     "updated_at": self.now,
+                    # the bytes of its instances (migration 0004 keeps this per study)
+                    "total_bytes": INSTANCES_PER_STUDY * 525_000,
                 }
             )
             for k in range(SERIES_PER_STUDY):

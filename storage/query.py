@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -38,6 +39,8 @@ from pydicom.charset import python_encoding
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataelem import DataElement, empty_value_for_VR
 from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
 from sqlalchemy import ColumnElement, Select, and_, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
@@ -1013,3 +1016,135 @@ def _texts(ds: Dataset) -> list[str]:
         elif isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
             out += [str(v) for v in value if isinstance(v, str)]
     return out
+
+
+# -- encoded responses -------------------------------------------------------------------
+#
+# A C-FIND answers one identifier per match.  Building a pydicom ``Dataset`` for each (every
+# value validated by ``DataElement``) and encoding it with ``write_dataset`` cost about as
+# much as the rest of the node's work per match.  The common identifier (text values, all
+# ASCII, no sequence) is encoded here straight from the index's DICOM JSON, byte for byte
+# what ``write_dataset`` makes of ``build_response`` (tests/storage/test_query_encode.py
+# compares them); anything else takes that path.
+
+#: VRs encoded here: text values written as they are (numbers as their strings).
+_FAST_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC"}
+    | {"UI", "UR", "UT"}
+)
+#: Explicit VR with a 2-byte reserved field and a 4-byte length (PS3.5 7.1.2).
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT"})
+_IMPLICIT_HEADER = struct.Struct("<HHL")
+_EXPLICIT_HEADER = struct.Struct("<HH2sH")
+_EXPLICIT_LONG_HEADER = struct.Struct("<HH2s2xL")
+_QR_LEVEL_TAG = 0x00080052
+
+
+def encoded_responses(
+    session: Session,
+    ae_title: str,
+    query: Query,
+    retrieve_ae_title: str,
+    charsets: Sequence[str] = (),
+    implicit_vr: bool = True,
+) -> Iterator[bytes]:
+    """The response identifiers of ``query``, encoded in Little Endian (Implicit VR unless
+    ``implicit_vr`` is False): the bytes ``write_dataset`` makes of ``responses``."""
+    wanted = [e.keyword for e in query.return_keys if e.keyword in _COMPUTED_OWNER]
+    for match in run(session, ae_title, query, computed=wanted):
+        yield encode_response(session, query, match, retrieve_ae_title, charsets, implicit_vr)
+
+
+def encode_response(
+    session: Session,
+    query: Query,
+    match: Match,
+    retrieve_ae_title: str,
+    charsets: Sequence[str] = (),
+    implicit_vr: bool = True,
+) -> bytes:
+    """``build_response`` encoded in Little Endian, without a ``Dataset`` when it can."""
+    fast = _fast_response(session, query, match, retrieve_ae_title, implicit_vr)
+    if fast is not None:
+        return fast
+    return encode_dataset(
+        build_response(session, query, match, retrieve_ae_title, charsets), implicit_vr
+    )
+
+
+def encode_dataset(ds: Dataset, implicit_vr: bool = True) -> bytes:
+    """``ds`` encoded by pydicom in Little Endian (no file meta, no preamble)."""
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = implicit_vr
+    write_dataset(fp, ds)
+    return fp.getvalue()
+
+
+def _fast_response(
+    session: Session, query: Query, match: Match, retrieve_ae_title: str, implicit_vr: bool
+) -> bytes | None:
+    """The identifier's bytes when every value is ASCII text of a plain VR, else None."""
+    elements: list[tuple[int, str, list[str]]] = []
+    for slot in _sorted_slots(query):
+        if slot.tag == _QR_LEVEL_TAG:
+            continue  # always the query's level (below), as in build_response
+        values: list[str]
+        vr = slot.vr
+        if slot.source == "retrieve":
+            vr, values = "AE", [retrieve_ae_title]
+        elif slot.source == "availability":
+            values = ["ONLINE"]
+        elif slot.source == "computed":
+            value = _computed_for(session, query, match, slot.keyword, None)
+            if isinstance(value, int):
+                values = [str(value)]
+            else:
+                values = [str(v) for v in value] if value else []
+        else:
+            if vr == "SQ":
+                return None
+            stored = _stored_element(match, slot.hex_tag, slot.level, query.level)
+            if stored is not None:
+                vr = stored.get("vr") or _dictionary_vr(slot.tag)
+                if "InlineBinary" in stored or "BulkDataURI" in stored:
+                    return None
+                raw = stored.get("Value") or []
+                if vr == "PN":
+                    values = json_values({"vr": "PN", "Value": raw})
+                else:
+                    values = ["" if v is None else str(v) for v in raw]
+            else:
+                values = []
+        if vr not in _FAST_VRS:
+            return None
+        elements.append((slot.tag, vr, values))
+    elements.append((_QR_LEVEL_TAG, "CS", [query.level]))
+    elements.sort(key=lambda element: element[0])
+    out: list[bytes] = []
+    for tag, vr, values in elements:
+        text = "\\".join(values)
+        if not text.isascii():
+            return None  # a character set to choose: build_response decides
+        value = text.encode("ascii")
+        if len(value) % 2:
+            value += b"\0" if vr == "UI" else b" "
+        group, element = tag >> 16, tag & 0xFFFF
+        if implicit_vr:
+            out.append(_IMPLICIT_HEADER.pack(group, element, len(value)))
+        elif vr in _LONG_VRS:
+            out.append(_EXPLICIT_LONG_HEADER.pack(group, element, vr.encode(), len(value)))
+        elif len(value) > 0xFFFF:
+            return None
+        else:
+            out.append(_EXPLICIT_HEADER.pack(group, element, vr.encode(), len(value)))
+        out.append(value)
+    return b"".join(out)
+
+
+def _sorted_slots(query: Query) -> list[_Slot]:
+    cached = query.__dict__.get("_sorted_slots")
+    if cached is None:
+        cached = sorted(_slots(query), key=lambda slot: slot.tag)
+        query.__dict__["_sorted_slots"] = cached
+    return cached  # type: ignore[no-any-return]

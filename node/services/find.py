@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pynetdicom.events import Event
@@ -12,9 +13,12 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
 )
 
-from node.services import status
+from node.services import find_rsp, status
 from node.services.context import NodeContext, assoc_log
 from storage import query
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
@@ -44,21 +48,51 @@ def handle_find(event: Event, ctx: NodeContext) -> Iterator[tuple[int | Dataset,
     charsets = response_charsets(ctx, event.identifier)
     log.info("C-FIND %s level %s", root, parsed.level)
     count = 0
+    sender = find_rsp.sender_for(event)
     try:
         with ctx.index.read_session() as session:
-            for response in query.responses(session, ae.title, parsed, ae.title, charsets):
-                if event.is_cancelled:
-                    log.info("C-FIND cancelled after %d matches", count)
-                    yield status.CANCEL, None
-                    return
-                count += 1
-                yield status.PENDING, response
+            if sender is None:  # pynetdicom sends each response
+                for response in query.responses(session, ae.title, parsed, ae.title, charsets):
+                    if event.is_cancelled:
+                        log.info("C-FIND cancelled after %d matches", count)
+                        yield status.CANCEL, None
+                        return
+                    count += 1
+                    yield status.PENDING, response
+            else:  # we send the Pending responses, pynetdicom the final one
+                for encoded in _encoded(session, sender, ae.title, parsed, charsets):
+                    if event.is_cancelled:
+                        log.info("C-FIND cancelled after %d matches", count)
+                        yield status.CANCEL, None
+                        return
+                    if not sender.is_open():
+                        log.info("C-FIND: association ended after %d matches", count)
+                        break
+                    sender.send(encoded)
+                    count += 1
     except Exception as exc:  # noqa: BLE001
         log.exception("C-FIND failed")
         yield status.failure(status.UNABLE_TO_PROCESS, f"query failed: {exc}"), None
         return
     log.info("C-FIND done: %d match(es)", count)
     yield status.SUCCESS, None
+
+
+def _encoded(
+    session: Session,
+    sender: find_rsp.PendingSender,
+    ae_title: str,
+    parsed: query.Query,
+    charsets: list[str],
+) -> Iterator[bytes]:
+    """The response identifiers, encoded in the transfer syntax of the request's context."""
+    if sender.plain:
+        yield from query.encoded_responses(
+            session, ae_title, parsed, ae_title, charsets, implicit_vr=sender.implicit_vr
+        )
+        return
+    for response in query.responses(session, ae_title, parsed, ae_title, charsets):
+        yield sender.encode(response)
 
 
 def response_charsets(ctx: NodeContext, identifier: Dataset) -> list[str]:
