@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-import struct
 import tempfile
 import threading
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from pynetdicom.dsutils import decode
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.utils import make_target
 
+from node import commands
 from node.dul import WakeQueue
 from storage.durable import start_writeback
 from storage.ingest import EarlyHeader, build_file_meta
@@ -295,25 +295,8 @@ def c_store_success_rsp(primitive: Any) -> bytes | None:
         or primitive.AffectedSOPInstanceUID is None
     ):
         return None
-    body = b"".join(
-        (
-            _ui(0x0002, str(primitive.AffectedSOPClassUID)),
-            _US.pack(0x0000, 0x0100, 2, 0x8001),  # CommandField: C-STORE-RSP
-            _US.pack(0x0000, 0x0120, 2, int(primitive.MessageIDBeingRespondedTo)),
-            _US.pack(0x0000, 0x0800, 2, 0x0101),  # CommandDataSetType: no dataset
-            _US.pack(0x0000, 0x0900, 2, 0x0000),  # Status: Success
-            _ui(0x1000, str(primitive.AffectedSOPInstanceUID)),
-        )
+    return commands.c_store_rsp(
+        str(primitive.AffectedSOPClassUID),
+        str(primitive.AffectedSOPInstanceUID),
+        int(primitive.MessageIDBeingRespondedTo),
     )
-    return _UL.pack(0x0000, 0x0000, 4, len(body)) + body
-
-
-_US = struct.Struct("<HHLH")
-_UL = struct.Struct("<HHLL")
-
-
-def _ui(element: int, uid: str) -> bytes:
-    value = uid.encode("ascii")
-    if len(value) % 2:
-        value += b"\0"
-    return struct.pack("<HHL", 0x0000, element, len(value)) + value

@@ -20,7 +20,6 @@ before.
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
@@ -29,43 +28,17 @@ from pynetdicom.dimse_primitives import C_FIND
 from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import P_DATA
 
+from node import commands
+
 if TYPE_CHECKING:
     from pynetdicom.association import Association
     from pynetdicom.events import Event
 
-C_FIND_RSP = 0x8020
-#: CommandDataSetType: pynetdicom's "an identifier follows", and "none" (PS3.7 E.1-1)
-DATASET_PRESENT = 0x0001
-NO_DATASET = 0x0101
 PENDING = 0xFF00
-
-_ELEMENT = struct.Struct("<HHL")
-_US = struct.Struct("<HHLH")
-_UL = struct.Struct("<HHLL")
 #: a presentation data value item's header: item length, context ID, control header
 _PDV_OVERHEAD = 6
 #: control headers (PS3.8 E.2): command/dataset, last fragment or not
 _COMMAND_LAST, _COMMAND, _DATASET_LAST, _DATASET = 0x03, 0x01, 0x02, 0x00
-
-
-def c_find_rsp(
-    sop_class_uid: str, responding_to: int, status: int, identifier: bool = True
-) -> bytes:
-    """A C-FIND-RSP command set (no Offending Element, no Error Comment), encoded."""
-    uid = sop_class_uid.encode("ascii")
-    if len(uid) % 2:
-        uid += b"\0"
-    body = b"".join(
-        (
-            _ELEMENT.pack(0x0000, 0x0002, len(uid)),
-            uid,
-            _US.pack(0x0000, 0x0100, 2, C_FIND_RSP),
-            _US.pack(0x0000, 0x0120, 2, responding_to),
-            _US.pack(0x0000, 0x0800, 2, DATASET_PRESENT if identifier else NO_DATASET),
-            _US.pack(0x0000, 0x0900, 2, status),
-        )
-    )
-    return _UL.pack(0x0000, 0x0000, 4, len(body)) + body
 
 
 def fragments(data: bytes, last: int, more: int, max_pdu: int) -> list[tuple[int, bytes]]:
@@ -92,7 +65,7 @@ class PendingSender:
         self.little_endian = bool(syntax.is_little_endian)
         self.deflated = bool(syntax.is_deflated)
         request = event.request
-        self._command = c_find_rsp(
+        self._command = commands.c_find_rsp(
             str(request.AffectedSOPClassUID), int(request.MessageID or 0), PENDING
         )
 
@@ -166,7 +139,7 @@ def fast_final_responses(assoc: Association) -> None:
         ):
             original(primitive, context_id)
             return
-        command = c_find_rsp(
+        command = commands.c_find_rsp(
             str(primitive.AffectedSOPClassUID),
             int(primitive.MessageIDBeingRespondedTo),
             int(primitive.Status),

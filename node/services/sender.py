@@ -5,7 +5,7 @@ file meta of each file, hands every P-DATA to a DUL thread that polls its queue 
 socket with 1 ms sleeps, and waits for the C-STORE-RSP through two queues; for 0.5 MB
 instances that was about 8 ms each, most of it waiting or encoding.  Here:
 
-- the command set is encoded by hand (``node.services.commands``);
+- the command set is encoded by hand (``node.commands``);
 - the dataset bytes are what ``payload`` returns (``node.services.retrieve``: the stored
   file's bytes, read once, or a transcoded encoding), cut into P-DATA fragments of the
   peer's maximum PDU;
@@ -40,7 +40,7 @@ from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
 from pynetdicom.pdu_primitives import P_DATA
 
-from node.services import commands
+from node import commands
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association

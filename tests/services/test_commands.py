@@ -11,7 +11,8 @@ from pynetdicom.dimse_messages import C_GET_RSP, C_MOVE_RSP, C_STORE_RQ, C_STORE
 from pynetdicom.dimse_primitives import C_GET, C_MOVE, C_STORE
 from pynetdicom.dsutils import encode
 
-from node.services import commands, sender
+from node import commands
+from node.services import sender
 from node.services.storedfile import StoredDataset, StoredFileError, dataset_offset
 from tests.services.helpers import make_ct
 

@@ -22,6 +22,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
 )
 
+from node import commands
 from node.app import Node
 from node.services import find_rsp
 from tests.services.helpers import associate, make_ct, scu
@@ -54,11 +55,11 @@ def _pynetdicom_command(uid: str, msg_id: int, status: int, identifier: bool) ->
 )
 def test_command_set_is_pynetdicoms(uid: str, msg_id: int, status: int, identifier: bool) -> None:
     expected = _pynetdicom_command(uid, msg_id, status, identifier)
-    assert find_rsp.c_find_rsp(uid, msg_id, status, identifier) == expected
+    assert commands.c_find_rsp(uid, msg_id, status, identifier) == expected
 
 
 def test_odd_length_uid_is_padded_with_a_null() -> None:
-    command = find_rsp.c_find_rsp("1.2.3", 1, 0xFF00)
+    command = commands.c_find_rsp("1.2.3", 1, 0xFF00)
     assert command == _pynetdicom_command("1.2.3", 1, 0xFF00, True)
     assert b"1.2.3\0" in command
 

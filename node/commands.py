@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
+C_FIND_RSP = 0x8020
 C_GET_RSP = 0x8010
 C_MOVE_RSP = 0x8021
 #: CommandDataSetType values: pynetdicom's "a dataset follows", and "none" (PS3.7 E.1-1)
@@ -66,6 +67,39 @@ def c_store_rq(
     if originator_id is not None:
         parts.append(_us(0x1031, originator_id))
     return _with_group_length(b"".join(parts))
+
+
+def c_store_rsp(sop_class_uid: str, sop_instance_uid: str, responding_to: int) -> bytes:
+    """A C-STORE-RSP command set with status Success and nothing optional (PS3.7 9.3.1.2)."""
+    return _with_group_length(
+        b"".join(
+            (
+                _text(0x0002, sop_class_uid, b"\0"),
+                _us(0x0100, C_STORE_RSP),
+                _us(0x0120, responding_to),
+                _us(0x0800, NO_DATASET),
+                _us(0x0900, 0x0000),
+                _text(0x1000, sop_instance_uid, b"\0"),
+            )
+        )
+    )
+
+
+def c_find_rsp(
+    sop_class_uid: str, responding_to: int, status: int, identifier: bool = True
+) -> bytes:
+    """A C-FIND-RSP command set (no Offending Element, no Error Comment)."""
+    return _with_group_length(
+        b"".join(
+            (
+                _text(0x0002, sop_class_uid, b"\0"),
+                _us(0x0100, C_FIND_RSP),
+                _us(0x0120, responding_to),
+                _us(0x0800, DATASET_PRESENT if identifier else NO_DATASET),
+                _us(0x0900, status),
+            )
+        )
+    )
 
 
 def pending_rsp(
