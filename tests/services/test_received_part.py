@@ -1,7 +1,7 @@
 """``node.receive.ReceivedPart``: the file a C-STORE dataset is received into.
 
-While the fragments are written it parses the header (for ingest) and asks the kernel to
-write the file back early; the file must still hold exactly the meta and the fragments.
+While the fragments are written it parses the header (for ingest); the file must still
+hold exactly the meta and the fragments.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import numpy as np
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
-from node import receive
 from node.receive import ReceivedPart
 from storage.ingest import build_file_meta
 from tests.services.helpers import make_ct
@@ -20,11 +19,7 @@ from tests.services.helpers import make_ct
 EXPLICIT = "1.2.840.10008.1.2.1"
 
 
-def test_fragments_land_in_the_file_and_the_header_is_parsed_on_the_way(
-    tmp_path: Path, monkeypatch
-) -> None:
-    kicks: list[tuple[int, int]] = []
-    monkeypatch.setattr(receive, "start_writeback", lambda fd, at, n: kicks.append((at, n)))
+def test_fragments_land_in_the_file_and_the_header_is_parsed_on_the_way(tmp_path: Path) -> None:
     ds = make_ct(rows=256)
     ds.Rows = ds.Columns = 256
     ds.PixelData = np.arange(256 * 256, dtype="<u2").tobytes()
@@ -42,11 +37,6 @@ def test_fragments_land_in_the_file_and_the_header_is_parsed_on_the_way(
     assert Path(part.name).read_bytes() == meta + data
     assert part.header.SOPInstanceUID == ds.SOPInstanceUID
     assert "PixelData" not in part.header
-    # write-back asked for in order, never beyond what was written, about every WRITE_BEHIND
-    assert kicks and kicks[0][0] == 0
-    assert all(a + n == b for (a, n), (b, _) in zip(kicks, kicks[1:], strict=False))
-    assert kicks[-1][0] + kicks[-1][1] <= len(meta) + len(data)
-    assert all(n >= receive.WRITE_BEHIND for _, n in kicks)
 
 
 def test_a_part_without_a_known_syntax_leaves_the_header_to_ingest(tmp_path: Path) -> None:
