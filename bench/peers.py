@@ -178,6 +178,18 @@ class Server:
     def rss_mb(self) -> float:
         return sum(status_kb(p, "VmRSS") for p in process_tree(self.pid)) / 1024
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the process tree so far, children that ended and were
+        reaped included (``storescp --fork``'s): ``/proc/<pid>/stat`` fields 14-17."""
+        ticks = 0
+        for pid in process_tree(self.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # ended meanwhile
+            ticks += sum(int(v) for v in fields[11:15])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stored_count(self) -> int:
         raise NotImplementedError
 

@@ -124,6 +124,17 @@ def ingest(opts: Options) -> list[Figure]:
             for system in rotation(names, run):
                 _ingest_run(opts, fig, system, run, groups, opts.count)
         figures.append(fig)
+        cpu = Figure(
+            key=f"{fig.key}-cpu",
+            title=f"{fig.title}: receiver CPU (user + system, its process tree)",
+            metric="ms per instance",
+            better="lower",
+        )
+        for system, values in fig.details.get("cpu_ms_per_instance", {}).items():
+            for value in values:
+                cpu.add(system, value)
+        if cpu.values:
+            figures.append(cpu)
     return figures
 
 
@@ -133,7 +144,9 @@ def _ingest_run(
     server = make_server(system, opts.workdir / "peers" / f"{fig.key}-{system}-{run}")
     try:
         with running(server):
+            cpu_before = server.cpu_seconds()
             elapsed = clients.storescu_dirs(server.aet, server.port, groups)
+            cpu = server.cpu_seconds() - cpu_before
         stored = server.stored_count()
     except Exception as exc:  # noqa: BLE001 - one failed run must not end the suite
         _record_error(fig, system, run, exc)
@@ -144,7 +157,17 @@ def _ingest_run(
         fig.notes.append(f"{system} run {run + 1}: stored {stored} of {expected}")
     fig.add(system, expected / elapsed)
     fig.details.setdefault("elapsed_s", {}).setdefault(system, []).append(round(elapsed, 3))
-    logger.info("%s %s run %d: %.1f/s", fig.key, system, run + 1, expected / elapsed)
+    fig.details.setdefault("cpu_ms_per_instance", {}).setdefault(system, []).append(
+        round(1000 * cpu / expected, 2)
+    )
+    logger.info(
+        "%s %s run %d: %.1f/s, %.2f ms CPU per instance",
+        fig.key,
+        system,
+        run + 1,
+        expected / elapsed,
+        1000 * cpu / expected,
+    )
 
 
 # -- corpus ------------------------------------------------------------------------------
