@@ -93,18 +93,11 @@ class PendingSender:
     def send(self, identifier: bytes) -> None:
         """Send a Pending C-FIND-RSP with ``identifier`` (encoded in the context's syntax)."""
         max_pdu = int(self.assoc.dimse.maximum_pdu_size or 0)
-        command, cid = self._command, self.context_id
-        if not max_pdu or len(command) + len(identifier) + 2 * _PDV_OVERHEAD <= max_pdu:
-            pdata = P_DATA()
-            # two PDVs of one message in one PDU: every peer reads that (PS3.8 9.3.5)
-            pdata.presentation_data_value_list = [
-                [cid, b"\x03" + command],
-                [cid, b"\x02" + identifier],
-            ]
-            self.assoc.dul.send_pdu(pdata)
-            return
-        # a small peer PDU: one fragment per P-DATA, as pynetdicom sends them
-        parts = fragments(command, _COMMAND_LAST, _COMMAND, max_pdu)
+        cid = self.context_id
+        # One presentation data value per P-DATA-TF, as DCMTK and pynetdicom send them:
+        # gdcmscu (GDCM 3.0) does not read a command and its identifier from one PDU, and
+        # waited 60 s for each C-FIND answered that way.
+        parts = fragments(self._command, _COMMAND_LAST, _COMMAND, max_pdu)
         parts += fragments(identifier, _DATASET_LAST, _DATASET, max_pdu)
         for control, chunk in parts:
             pdata = P_DATA()

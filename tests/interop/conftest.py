@@ -36,8 +36,13 @@ def run(args: list[str], timeout: float = 120, check: bool = True) -> subprocess
 GDCM_TEARDOWN_CRASH = "ProtocolStream as nullptr is invalid"
 
 
-def run_gdcmscu(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run_gdcmscu(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
     """Run gdcmscu; tolerate only the teardown crash of Debian's gdcm 3.0.21.
+
+    The timeout is a hang detector, not a speed check: each operation here takes well under
+    a second, and gdcmscu waits 60 s for a response it cannot read (it did, for C-FIND
+    responses sent with the command and the identifier in one P-DATA-TF), then exits as if
+    nothing happened.
 
     That gdcmscu aborts with ``ProtocolStream as nullptr is invalid`` when it exits, after
     the operation completed, against any peer (DCMTK storescp too).  The caller checks the

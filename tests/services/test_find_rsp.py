@@ -175,3 +175,34 @@ def test_cancel_right_behind_the_request(loaded: tuple[Node, set[str]]) -> None:
     again = [status.Status for status, _ in assoc.send_c_find(_query(), model, msg_id=8)]
     assert again == [0xFF00] * STUDIES + [0x0000]
     assoc.release()
+
+
+@pytest.mark.parametrize("max_pdu", [0, 16384, 64])
+def test_each_p_data_carries_one_value(max_pdu: int) -> None:
+    """Command and identifier go in P-DATA-TFs of their own, as DCMTK and pynetdicom send
+    them: gdcmscu does not read both from one PDU (it waited 60 s per C-FIND)."""
+    from types import SimpleNamespace
+
+    from pydicom.uid import UID
+
+    sent: list = []
+    assoc = SimpleNamespace(
+        dimse=SimpleNamespace(maximum_pdu_size=max_pdu),
+        dul=SimpleNamespace(send_pdu=sent.append),
+    )
+    event = SimpleNamespace(
+        assoc=assoc,
+        context=SimpleNamespace(context_id=3, transfer_syntax=UID(ExplicitVRLittleEndian)),
+        request=SimpleNamespace(
+            AffectedSOPClassUID=StudyRootQueryRetrieveInformationModelFind, MessageID=9
+        ),
+    )
+    identifier = b"\x10\x00\x10\x00PN\x04\x00DOE^"
+    find_rsp.PendingSender(event).send(identifier)  # type: ignore[arg-type]
+    values = [pdata.presentation_data_value_list for pdata in sent]
+    assert all(len(v) == 1 for v in values)
+    command = b"".join(bytes(v[0][1][1:]) for v in values if v[0][1][0] & 1)
+    dataset = b"".join(bytes(v[0][1][1:]) for v in values if not v[0][1][0] & 1)
+    assert command == commands.c_find_rsp(StudyRootQueryRetrieveInformationModelFind, 9, 0xFF00)
+    assert dataset == identifier
+    assert values[-1][0][1][0] == 0x02  # the identifier's last fragment closes the message
