@@ -21,6 +21,11 @@ C_MOVE_RSP = 0x8021
 DATASET_PRESENT = 0x0001
 NO_DATASET = 0x0101
 
+#: Message control headers (PS3.8 E.2): a command or dataset fragment, the last or not.
+COMMAND_LAST, COMMAND_MORE, DATASET_LAST, DATASET_MORE = 0x03, 0x01, 0x02, 0x00
+#: A presentation data value item's header: item length, context ID, control header.
+PDV_OVERHEAD = 6
+
 _ELEMENT = struct.Struct("<HHL")
 _US = struct.Struct("<HHLH")
 _UL = struct.Struct("<HHLL")
@@ -28,6 +33,37 @@ _UL = struct.Struct("<HHLL")
 
 class CommandError(ValueError):
     """A received command set that cannot be parsed, or is not the expected message."""
+
+
+Fragment = bytes | bytearray | memoryview
+
+
+def fragments(data: Fragment, last: int, more: int, max_pdu: int) -> list[tuple[int, Fragment]]:
+    """(control header, fragment) pairs of ``data``, each PDV within ``max_pdu`` (0: any).
+
+    ``max_pdu`` is the peer's maximum P-DATA-TF length; a PDV item adds ``PDV_OVERHEAD``
+    bytes to its fragment (PS3.8 9.3.5.1, Annex E).
+    """
+    if isinstance(data, memoryview):
+        data = data.cast("B")
+    if not max_pdu:
+        return [(last, data)]
+    size = max_pdu - PDV_OVERHEAD
+    if size <= 0:
+        raise ValueError(f"maximum PDU length {max_pdu} cannot carry any data")
+    if len(data) <= size:
+        return [(last, data)]
+    chunks = [data[start : start + size] for start in range(0, len(data), size)]
+    return [(more, chunk) for chunk in chunks[:-1]] + [(last, chunks[-1])]
+
+
+def message_fragments(
+    command: Fragment, data: Fragment, max_pdu: int
+) -> list[tuple[int, Fragment]]:
+    """The fragments of a DIMSE message: its command set, then its dataset."""
+    return fragments(command, COMMAND_LAST, COMMAND_MORE, max_pdu) + fragments(
+        data, DATASET_LAST, DATASET_MORE, max_pdu
+    )
 
 
 def _us(element: int, value: int) -> bytes:

@@ -29,27 +29,13 @@ from pynetdicom.dsutils import encode
 from pynetdicom.pdu_primitives import P_DATA
 
 from node import commands
+from node.commands import fragments
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
     from pynetdicom.events import Event
 
 PENDING = 0xFF00
-#: a presentation data value item's header: item length, context ID, control header
-_PDV_OVERHEAD = 6
-#: control headers (PS3.8 E.2): command/dataset, last fragment or not
-_COMMAND_LAST, _COMMAND, _DATASET_LAST, _DATASET = 0x03, 0x01, 0x02, 0x00
-
-
-def fragments(data: bytes, last: int, more: int, max_pdu: int) -> list[tuple[int, bytes]]:
-    """(control header, fragment) pairs of ``data``, each PDV within ``max_pdu`` (0: any)."""
-    size = max_pdu - _PDV_OVERHEAD if max_pdu else len(data)
-    if size <= 0:
-        raise ValueError(f"maximum PDU length {max_pdu} cannot carry any data")
-    if len(data) <= size:
-        return [(last, data)]
-    chunks = [data[start : start + size] for start in range(0, len(data), size)]
-    return [(more, chunk) for chunk in chunks[:-1]] + [(last, chunks[-1])]
 
 
 class PendingSender:
@@ -97,9 +83,7 @@ class PendingSender:
         # One presentation data value per P-DATA-TF, as DCMTK and pynetdicom send them:
         # gdcmscu (GDCM 3.0) does not read a command and its identifier from one PDU, and
         # waited 60 s for each C-FIND answered that way.
-        parts = fragments(self._command, _COMMAND_LAST, _COMMAND, max_pdu)
-        parts += fragments(identifier, _DATASET_LAST, _DATASET, max_pdu)
-        for control, chunk in parts:
+        for control, chunk in commands.message_fragments(self._command, identifier, max_pdu):
             pdata = P_DATA()
             pdata.presentation_data_value_list = [[cid, bytes((control,)) + chunk]]
             self.assoc.dul.send_pdu(pdata)
@@ -139,7 +123,9 @@ def fast_final_responses(assoc: Association) -> None:
             identifier=False,
         )
         max_pdu = int(dimse.maximum_pdu_size or 0)
-        for control, chunk in fragments(command, _COMMAND_LAST, _COMMAND, max_pdu):
+        for control, chunk in fragments(
+            command, commands.COMMAND_LAST, commands.COMMAND_MORE, max_pdu
+        ):
             pdata = P_DATA()
             pdata.presentation_data_value_list = [[context_id, bytes((control,)) + chunk]]
             dimse.dul.send_pdu(pdata)

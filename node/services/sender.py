@@ -97,24 +97,13 @@ PayloadFor = Callable[[Dataset, "list[PresentationContext]"], Payload]
 
 def fragments(
     command: bytes, data: bytes | bytearray | memoryview, max_pdu: int
-) -> Iterator[tuple[int, memoryview]]:
-    """(message control header, fragment) of a DIMSE message, each fitting ``max_pdu``.
-
-    ``max_pdu`` is the peer's maximum P-DATA-TF length (0: unlimited); a PDV item adds 6
-    bytes to its fragment (PS3.8 9.3.5.1, Annex E).
-    """
-    size = max(max_pdu - 6, 1) if max_pdu else 0
-    for view, more, last in (
-        (memoryview(command), 0x01, 0x03),
-        (memoryview(data).cast("B"), 0x00, 0x02),
-    ):
-        total = len(view)
-        if not size or total <= size:
-            yield last, view
-            continue
-        for start in range(0, total, size):
-            end = start + size
-            yield (last if end >= total else more), view[start:end]
+) -> list[tuple[int, commands.Fragment]]:
+    """(message control header, fragment) of a DIMSE message, each fitting ``max_pdu``
+    (``node.commands.message_fragments``; a peer PDU too small for any data still gets
+    one byte per value, as before)."""
+    if max_pdu:
+        max_pdu = max(max_pdu, commands.PDV_OVERHEAD + 1)
+    return commands.message_fragments(command, data, max_pdu)
 
 
 # -- links: how the PDUs travel --------------------------------------------------------------
